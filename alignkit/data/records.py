@@ -12,7 +12,7 @@ from typing import Union
 Message = dict  # {"role": "user" | "assistant" | "system", "content": str}
 Prompt = Union[str, list]  # str or list[Message]
 
-FEEDBACK_SHAPES = ("demonstration", "pairwise", "binary", "listwise", "scored")
+FEEDBACK_SHAPES = ("demonstration", "pairwise", "binary", "listwise", "scored", "negative")
 
 
 @dataclass(frozen=True)

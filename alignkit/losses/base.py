@@ -165,9 +165,12 @@ def pair_logratios(inp: PairwiseInput) -> tuple:
 def preference_metrics(r_chosen: Tensor, r_rejected: Tensor) -> dict:
     """The standard implicit-reward metrics every pairwise loss logs."""
     r_chosen, r_rejected = r_chosen.detach(), r_rejected.detach()
+    margin = r_chosen - r_rejected
+    # a tie (|margin| below float noise, e.g. at step 0 where policy == reference) counts half
+    tie = margin.abs() <= 1e-6
     return {
         "rewards/chosen": r_chosen,
         "rewards/rejected": r_rejected,
-        "rewards/margin": r_chosen - r_rejected,
-        "rewards/accuracy": (r_chosen > r_rejected).float(),
+        "rewards/margin": margin,
+        "rewards/accuracy": (margin > 1e-6).float() + 0.5 * tie.float(),
     }

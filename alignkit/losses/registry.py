@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .base import LossSpec
 from . import pairwise, sft
+from . import binary, listwise, negative, token  # issue 7
 
 LOSSES: dict = {
     spec.name: spec
@@ -11,6 +12,27 @@ LOSSES: dict = {
                  reference=False, description="supervised fine-tuning, completion-only NLL"),
         LossSpec("dpo", pairwise.dpo, pairwise.DPOConfig, "pairwise", "Rafailov et al. 2023, arXiv 2305.18290",
                  description="direct preference optimisation"),
+        # --- binary, listwise, negative-only, token-level (issue 7) ---
+        LossSpec("kto", binary.kto, binary.KTOConfig, "binary", "Ethayarajh et al. 2024, arXiv 2402.01306",
+                 needs_mismatch=True, description="Kahneman-Tversky optimisation from unpaired thumbs up/down"),
+        LossSpec("bco", binary.bco, binary.BCOConfig, "binary", "Jung et al. 2024, arXiv 2404.04656",
+                 stateful=True, description="binary classifier optimisation with a running reward shift"),
+        LossSpec("dro", binary.dro, binary.DROConfig, "binary", "Richemond et al. 2024, arXiv 2405.19107",
+                 needs_value=True, description="direct reward optimisation: squared residual with a value head V(x)"),
+        LossSpec("lipo", listwise.lipo, listwise.LiPOConfig, "listwise", "Liu et al. 2024, arXiv 2402.01878",
+                 description="LiPO-lambda listwise learning-to-rank on log-ratios"),
+        LossSpec("rrhf", listwise.rrhf, listwise.RRHFConfig, "listwise", "Yuan et al. 2023, arXiv 2304.05302",
+                 reference=False, description="rank responses: hinge on mean log-probs plus SFT on the best"),
+        LossSpec("pro", listwise.pro, listwise.PROConfig, "listwise", "Song et al. 2023, arXiv 2306.17492",
+                 reference=False, description="preference ranking optimisation: Plackett-Luce with temperatures plus SFT"),
+        LossSpec("npo", negative.npo, negative.NPOConfig, "negative", "Zhang et al. 2024, arXiv 2404.05868",
+                 description="negative preference optimisation (unlearning a forget set)"),
+        LossSpec("d2o", negative.d2o, negative.D2OConfig, "negative", "Duan et al. 2024, arXiv 2403.03419",
+                 description="distributional dispreference optimisation: negatives vs self-samples"),
+        LossSpec("cringe", negative.cringe, negative.CringeConfig, "binary", "Adolphs et al. 2022, arXiv 2211.05826",
+                 reference=False, needs_logits=True, description="CE on positives, token contrastive loss on negatives"),
+        LossSpec("tdpo", token.tdpo, token.TDPOConfig, "pairwise", "Zeng et al. 2024, arXiv 2404.11999",
+                 needs_logits=True, description="token-level DPO with sequential KL (TDPO1/TDPO2)"),
     ]
 }
 

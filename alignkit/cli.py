@@ -1,0 +1,145 @@
+"""The `alignkit` command line.
+
+    alignkit train METHOD --model DIR --data FILE --output DIR [--config FILE.yaml] [--FIELD VALUE ...]
+    alignkit methods [--json]
+    alignkit <subsystem command> ...   (quickstart, world, eval, rewards, ... registered below)
+
+User errors (bad data, config, missing model) print one line and exit with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+
+from .errors import AlignkitError
+
+# Subsystems that add commands: each module has `register(subparsers)`; absent ones are skipped.
+COMMAND_MODULES = ("alignkit.world.commands", "alignkit.eval.commands", "alignkit.rewards.commands",
+                   "alignkit.feedback.commands", "alignkit.rl.commands", "alignkit.online.commands",
+                   "alignkit.merge.commands", "alignkit.serve")
+
+THEMES = {"reward model": 0, "feedback": 1, "RL": 2, "optimization": 3}
+
+
+def _quiet_libraries():
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # alignkit never downloads at run time
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    try:
+        import transformers
+        transformers.utils.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+    except Exception:
+        pass
+
+
+def method_rows() -> list:
+    from .train.api import all_methods
+    rows = []
+    for name, e in all_methods().items():
+        rows.append({"name": name, "theme": e.theme, "feedback": e.feedback, "reference": bool(e.reference),
+                     "paper": e.paper, "description": getattr(e, "description", "")})
+    rows.sort(key=lambda r: (THEMES.get(r["theme"], 9), r["feedback"], r["name"]))
+    return rows
+
+
+def cmd_methods(args):
+    rows = method_rows()
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    cols = [("name", 12), ("theme", 13), ("feedback", 14), ("reference", 9), ("paper", 60)]
+    print("  ".join(h.ljust(w) for h, w in cols))
+    print("  ".join("-" * w for _, w in cols))
+    for r in rows:
+        vals = [r["name"], r["theme"], r["feedback"], "yes" if r["reference"] else "no", r["paper"]]
+        print("  ".join(str(v).ljust(w) for v, (_, w) in zip(vals, cols)))
+    print(f"\n{len(rows)} methods. `alignkit train NAME --help` shows each one's options.")
+    return 0
+
+
+def train_parser(method: str | None) -> argparse.ArgumentParser:
+    from .config import add_dataclass_args
+    from .train.api import all_methods
+    from .train.config import TrainConfig
+    methods = all_methods()
+    p = argparse.ArgumentParser(
+        prog=f"alignkit train {method or 'METHOD'}",
+        description=("Train a model with an alignment method. Every config field is a flag "
+                     "(dashes or underscores); --config FILE.yaml gives defaults; flags win."),
+        epilog=None if method else "methods: " + ", ".join(sorted(methods)))
+    p.add_argument("method", nargs="?", help="the method (see `alignkit methods`)")
+    p.add_argument("--model", required=method is not None, help="local Hugging Face model folder to start from")
+    p.add_argument("--data", required=False, help="training data: .jsonl/.json/.parquet/.csv or a save_to_disk folder")
+    p.add_argument("--output", required=method is not None, help="output folder (model, tokenizer, config.yaml, metrics.jsonl)")
+    p.add_argument("--config", help="YAML file of config fields (defaults for this run)")
+    add_dataclass_args(p, TrainConfig, "run options")
+    if method in methods:
+        e = methods[method]
+        add_dataclass_args(p, e.config, f"{method} options ({e.paper})")
+    return p
+
+
+def cmd_train(argv: list) -> int:
+    method = argv[0] if argv and not argv[0].startswith("-") else None
+    from .train.api import all_methods, run_train
+    if method is not None and method not in all_methods():
+        raise AlignkitError(f"unknown method {method!r}; `alignkit methods` lists them")
+    p = train_parser(method)
+    args = p.parse_args(argv)
+    if method is None:
+        p.print_help()
+        return 2
+    fixed = {"method", "model", "data", "output", "config"}
+    overrides = {k: v for k, v in vars(args).items() if k not in fixed and v is not None}
+    summary = run_train(method, args.model, args.data, args.output, overrides, args.config)
+    if summary.get("interrupted"):
+        return 130
+    return 0
+
+
+def build_parser() -> tuple:
+    p = argparse.ArgumentParser(prog="alignkit", description=(
+        "LLM alignment on Hugging Face models: reward models, feedback, RLHF and preference "
+        "optimisation, with evaluation against a known ground truth."))
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("train", help="train a model with one method (alignkit train METHOD --help)", add_help=False)
+    m = sub.add_parser("methods", help="list the methods: theme, feedback shape, reference model, paper")
+    m.add_argument("--json", action="store_true", help="print a JSON list of objects instead of a table")
+    m.set_defaults(func=cmd_methods)
+    for mod in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(mod)
+        except ModuleNotFoundError as e:
+            if e.name == mod:
+                continue
+            raise
+        module.register(sub)
+    return p, sub
+
+
+def main(argv: list | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _quiet_libraries()
+    try:
+        if argv and argv[0] == "train":
+            return cmd_train(argv[1:])
+        p, _ = build_parser()
+        args = p.parse_args(argv)
+        if not getattr(args, "func", None):
+            p.print_help()
+            return 0 if not argv else 2
+        return args.func(args) or 0
+    except AlignkitError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""Turning (prompt, completion) into token ids with a completion mask.
+
+- Conversational prompts go through the tokenizer's own chat template when it has one, else through
+  DEFAULT_CHAT_TEMPLATE (documented below). Plain-text prompts are used as they are (TRL "standard").
+- The prompt and the completion are tokenized separately and concatenated, so the boundary is exact
+  and the loss sees completion tokens only. EOS is appended to the completion and trained, so the
+  model learns to stop.
+- Truncation keeps the prompt's *end* (the part next to the answer) and the completion's *start*.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Used when a tokenizer has no chat template of its own: one line per turn, role in angle bars.
+DEFAULT_CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+
+
+def render_prompt(tokenizer, prompt) -> str:
+    """The text a model continues for this prompt."""
+    if isinstance(prompt, str):
+        return prompt
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+    return _render_default(prompt)
+
+
+def _render_default(messages) -> str:
+    out = "".join(f"<|{m['role']}|>\n{m['content']}\n" for m in messages)
+    return out + "<|assistant|>\n"
+
+
+@dataclass
+class Encoded:
+    prompt_ids: list
+    completion_ids: list
+    truncated: bool = False
+
+
+@dataclass
+class TruncationReport:
+    total: int = 0
+    truncated: int = 0
+    dropped: int = 0
+    notes: list = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (f"tokenized {self.total} sequences: {self.truncated} truncated, "
+                f"{self.dropped} dropped (no completion token left)")
+
+
+class Encoder:
+    """Caches prompt encodings: the same prompt appears in every pair/list of a record."""
+
+    def __init__(self, tokenizer, max_length: int, max_prompt_length: int | None = None,
+                 add_eos: bool = True):
+        self.tok = tokenizer
+        self.max_length = max_length
+        self.max_prompt_length = max_prompt_length or max_length // 2
+        self.add_eos = add_eos
+        self.report = TruncationReport()
+        self._prompt_cache: dict = {}
+
+    def prompt_ids(self, prompt) -> list:
+        key = prompt if isinstance(prompt, str) else repr(prompt)
+        ids = self._prompt_cache.get(key)
+        if ids is None:
+            ids = self.tok(render_prompt(self.tok, prompt), add_special_tokens=False)["input_ids"]
+            bos = self.tok.bos_token_id
+            if bos is not None and (not ids or ids[0] != bos):
+                ids = [bos] + ids
+            self._prompt_cache[key] = ids
+        return ids
+
+    def completion_ids(self, completion: str) -> list:
+        ids = self.tok(completion, add_special_tokens=False)["input_ids"]
+        if self.add_eos and self.tok.eos_token_id is not None:
+            ids = ids + [self.tok.eos_token_id]
+        return ids
+
+    def encode(self, prompt, completion: str) -> Encoded | None:
+        """None when nothing of the completion fits (counted as dropped)."""
+        p, c = self.prompt_ids(prompt), self.completion_ids(completion)
+        self.report.total += 1
+        truncated = False
+        if len(p) + len(c) > self.max_length:
+            truncated = True
+            keep_p = min(len(p), max(self.max_prompt_length, self.max_length - len(c)))
+            p = p[len(p) - keep_p:]  # keep the prompt's end
+            c = c[: self.max_length - len(p)]  # keep the completion's start
+        if not c:
+            self.report.dropped += 1
+            return None
+        self.report.truncated += truncated
+        return Encoded(p, c, truncated)

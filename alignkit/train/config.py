@@ -1,0 +1,53 @@
+"""The run configuration shared by every training command. Method-specific knobs (beta, gamma, ...)
+live in each loss's own config class; `alignkit train METHOD --help` lists both."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # optimisation
+    epochs: float = 1.0  # passes over the training data (fractions allowed); ignored when max_steps > 0
+    max_steps: int = 0  # optimizer steps to run; 0 = derive from epochs
+    batch_size: int = 8  # examples (pairs, lists, demonstrations) per micro-batch per process
+    grad_accum: int = 1  # micro-batches per optimizer step; the loss is normalised over all of them
+    learning_rate: float = 5e-5  # peak learning rate (AdamW)
+    weight_decay: float = 0.0  # AdamW weight decay
+    adam_beta1: float = 0.9  # AdamW beta1
+    adam_beta2: float = 0.999  # AdamW beta2
+    lr_scheduler: str = "linear"  # linear | cosine | constant (after warm-up)
+    warmup_steps: int = 0  # linear warm-up steps (overrides warmup_ratio when > 0)
+    warmup_ratio: float = 0.0  # warm-up as a fraction of the total steps
+    max_grad_norm: float = 1.0  # gradient clipping norm; 0 disables clipping
+    dtype: str = "fp32"  # fp32 | bf16 (weights and compute; fp32 is faster on most CPUs)
+    seed: int = 0  # seeds data order, initialisation and sampling
+    # data
+    max_length: int = 512  # longest prompt+completion in tokens; longer ones are truncated
+    max_prompt_length: int = 0  # prompt token budget when truncating; 0 = max_length // 2
+    max_chars: int = 100000  # a text longer than this many characters is a bad record
+    on_bad_record: str = "error"  # error | skip: stop at the first bad record, or skip and count them
+    data_format: str = ""  # force a feedback shape when reading (demonstration, pairwise, ...); "" = from the method
+    eval_data: str = ""  # held-out file; "" = split eval_fraction off the training data
+    eval_fraction: float = 0.1  # held-out share of the data when eval_data is empty (seeded split)
+    max_examples: int = 0  # use only the first N training examples; 0 = all
+    # reference model
+    ref: str = ""  # reference model folder; "" = the initial policy (or, under LoRA, the adapter-disabled model)
+    ref_cache: str = "disk"  # disk | memory | none: precompute reference log-probs once (disk: reused on --resume)
+    # LoRA
+    lora_r: int = 0  # LoRA rank; 0 = full fine-tuning
+    lora_alpha: int = 16  # LoRA scaling alpha
+    lora_dropout: float = 0.0  # dropout on the LoRA branch
+    lora_target_modules: tuple = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")  # modules that get adapters (comma-separated)
+    save_adapter_only: bool = False  # under LoRA, save only the adapter instead of a merged model
+    # evaluation, checkpoints, logging
+    eval_every: int = 0  # evaluate on the held-out split every N steps (0 = at the start and the end only)
+    save_every: int = 0  # write a resumable checkpoint every N steps (0 = none until the end)
+    keep_checkpoints: int = 2  # newest checkpoints to keep
+    resume: bool = False  # continue from the newest checkpoint in the output folder
+    log_every: int = 1  # write training metrics every N steps
+    report_to: str = "none"  # none | tensorboard | wandb (when installed)
+    progress: bool = True  # show a progress bar
+    max_nonfinite: int = 5  # stop after this many consecutive non-finite losses/gradients (each is skipped)
+    num_threads: int = 0  # torch CPU threads; 0 = torch's default
+    trust_remote_code: bool = False  # allow model code from the model folder (off unless you trust it)

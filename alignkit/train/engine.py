@@ -1,0 +1,233 @@
+"""The engine: optimiser, schedule, exact gradient accumulation, clipping, non-finite guards,
+atomic checkpoints, signals, and metric logging, on `accelerate` (so DDP/FSDP/DeepSpeed come from it).
+
+It holds no method-specific code. A loop hands it the micro-batches of one optimizer step and a
+`compute(micro_batch) -> LossOutput`; the engine makes the step equal to one big batch:
+    loss = sum_i loss_i / sum_i weight_i   over every example of every micro-batch and process.
+Each micro-batch backpropagates its unnormalised sum, and the gradients are divided by the global
+weight once at the end, so accumulation and multi-process runs give the same update as one batch.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import signal
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+
+from ..errors import AlignkitError
+from .config import TrainConfig
+
+
+class TrainingStopped(AlignkitError):
+    """Too many non-finite steps in a row; the message names the last good checkpoint."""
+
+
+def lr_lambda(kind: str, warmup: int, total: int):
+    def f(step: int) -> float:
+        if warmup > 0 and step < warmup:
+            return (step + 1) / warmup
+        if kind == "constant":
+            return 1.0
+        progress = (step - warmup) / max(1, total - warmup)
+        progress = min(max(progress, 0.0), 1.0)
+        if kind == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * progress))
+        return 1.0 - progress  # linear decay to 0 at the last step
+    return f
+
+
+class MetricLog:
+    """metrics.jsonl in the output folder (+ TensorBoard / W&B when asked for and installed)."""
+
+    def __init__(self, out_dir: Path, report_to: str = "none", enabled: bool = True, config: dict | None = None):
+        self.enabled = enabled
+        self.path = out_dir / "metrics.jsonl"
+        self.tb = self.wandb = None
+        if not enabled:
+            return
+        if report_to == "tensorboard":
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+                self.tb = SummaryWriter(str(out_dir / "tensorboard"))
+            except ImportError:
+                print("note: tensorboard is not installed; logging to metrics.jsonl only")
+        elif report_to == "wandb":
+            try:
+                import wandb
+                self.wandb = wandb.init(project="alignkit", config=config or {}, dir=str(out_dir))
+            except ImportError:
+                print("note: wandb is not installed; logging to metrics.jsonl only")
+
+    def write(self, step: int, split: str, metrics: dict):
+        if not self.enabled:
+            return
+        row = {"step": step, "split": split, "time": round(time.time(), 3), **metrics}
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        if self.tb is not None:
+            for k, v in metrics.items():
+                if isinstance(v, (int, float)):
+                    self.tb.add_scalar(f"{split}/{k}", v, step)
+        if self.wandb is not None:
+            self.wandb.log({f"{split}/{k}": v for k, v in metrics.items()}, step=step)
+
+
+def _mean_metrics(parts: list) -> dict:
+    """parts: list of (metrics dict of tensors, n examples) -> float means weighted by example counts."""
+    sums, counts = {}, {}
+    for metrics, n in parts:
+        for k, v in metrics.items():
+            v = v.detach().float()
+            if v.ndim == 0:
+                sums[k] = sums.get(k, 0.0) + v.item() * n
+                counts[k] = counts.get(k, 0) + n
+            else:
+                sums[k] = sums.get(k, 0.0) + v.sum().item()
+                counts[k] = counts.get(k, 0) + v.numel()
+    return {k: sums[k] / max(counts[k], 1) for k in sums}
+
+
+class Engine:
+    def __init__(self, model, cfg: TrainConfig, out_dir: str | Path, total_steps: int,
+                 extra_params: list | None = None, accelerator=None):
+        from accelerate import Accelerator
+        self.cfg = cfg
+        self.out = Path(out_dir)
+        self.acc = accelerator or Accelerator(mixed_precision="no")
+        self.total_steps = total_steps
+        self.extra_params = list(extra_params or [])
+        params = [p for p in model.parameters() if p.requires_grad] + self.extra_params
+        self.opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
+                                     betas=(cfg.adam_beta1, cfg.adam_beta2))
+        warmup = cfg.warmup_steps or int(cfg.warmup_ratio * total_steps)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_lambda(cfg.lr_scheduler, warmup, total_steps))
+        self.model, self.opt = self.acc.prepare(model, self.opt)
+        self.params = params
+        self.step = 0
+        self.nonfinite_in_row = 0
+        self.nonfinite_total = 0
+        self.stop_requested = False
+        self.last_checkpoint: Path | None = None
+
+    # --- signals -----------------------------------------------------------------------------
+    def install_signal_handlers(self):
+        """SIGINT/SIGTERM finish the current step, save a checkpoint, and exit cleanly."""
+        def handler(signum, frame):
+            if self.stop_requested:  # second signal: give up immediately
+                raise KeyboardInterrupt
+            self.stop_requested = True
+            print(f"\nsignal {signum}: saving a checkpoint after this step, then stopping")
+        for s in (signal.SIGINT, signal.SIGTERM):
+            try:
+                signal.signal(s, handler)
+            except ValueError:  # not in the main thread
+                pass
+
+    # --- one optimizer step ------------------------------------------------------------------
+    def optimizer_step(self, micro_batches: list, compute) -> dict:
+        """Forward/backward every micro-batch, normalise by the global weight, clip, step.
+        Returns the step's metrics (floats). A non-finite loss or gradient skips the update."""
+        model = self.model
+        total_w = torch.zeros((), dtype=torch.float64)
+        loss_sum = torch.zeros((), dtype=torch.float64)
+        parts = []
+        for i, mb in enumerate(micro_batches):
+            last = i == len(micro_batches) - 1
+            ctx = self.acc.no_sync(model) if (not last and self.acc.num_processes > 1) else nullcontext()
+            with ctx:
+                out = compute(mb)
+                w = out.weight if out.weight is not None else torch.ones_like(out.loss)
+                total = out.loss.sum()
+                self.acc.backward(total)
+            total_w += w.detach().double().sum().cpu()
+            loss_sum += total.detach().double().cpu()
+            parts.append(({"loss": out.loss.detach(), **out.metrics}, len(out.loss)))
+        # global normaliser over processes: DDP averages gradients, so scale by world / W_global
+        stats = torch.stack([total_w, loss_sum]).to(self.acc.device)
+        stats = self.acc.reduce(stats, reduction="sum").cpu()
+        w_global, loss_global = stats[0].item(), stats[1].item()
+        scale = self.acc.num_processes / max(w_global, 1e-12)
+        for p in self.params:
+            if p.grad is not None:
+                p.grad.mul_(scale)
+        grad_norm = torch.tensor(0.0)
+        if self.cfg.max_grad_norm > 0:
+            grad_norm = self.acc.clip_grad_norm_(self.params, self.cfg.max_grad_norm)
+        else:
+            norms = [p.grad.detach().float().norm() for p in self.params if p.grad is not None]
+            grad_norm = torch.stack(norms).norm() if norms else grad_norm
+        loss_value = loss_global / max(w_global, 1e-12)
+        metrics = _mean_metrics(parts)
+        metrics.update(loss=loss_value, grad_norm=float(grad_norm), lr=self.sched.get_last_lr()[0])
+        if not (math.isfinite(loss_value) and math.isfinite(float(grad_norm))):
+            self.opt.zero_grad(set_to_none=True)
+            self.nonfinite_in_row += 1
+            self.nonfinite_total += 1
+            metrics["skipped_nonfinite"] = self.nonfinite_total
+            if self.nonfinite_in_row >= self.cfg.max_nonfinite:
+                where = self.last_checkpoint or "none written yet"
+                raise TrainingStopped(
+                    f"stopped at step {self.step}: {self.nonfinite_in_row} non-finite losses or gradients in a row "
+                    f"(each was skipped); last good checkpoint: {where}. Lower the learning rate or check the data.")
+            return metrics
+        self.nonfinite_in_row = 0
+        self.opt.step()
+        self.sched.step()
+        self.opt.zero_grad(set_to_none=True)
+        self.step += 1
+        return metrics
+
+    # --- checkpoints ---------------------------------------------------------------------------
+    def save_checkpoint(self, save_model_fn, extra_state: dict) -> Path | None:
+        """Atomically write checkpoints/step-N (temporary name, then rename); keep the newest few."""
+        self.acc.wait_for_everyone()
+        ckdir = self.out / "checkpoints"
+        final = ckdir / f"step-{self.step:08d}"
+        if self.acc.is_main_process:
+            tmp = ckdir / f".tmp-step-{self.step:08d}"
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            tmp.mkdir(parents=True)
+            save_model_fn(tmp)
+            torch.save({"optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+                        "rng": torch.get_rng_state(),
+                        "extra_params": [p.detach().cpu() for p in self.extra_params]},
+                       tmp / "trainer_state.pt")
+            state = {"step": self.step, "nonfinite_total": self.nonfinite_total, **extra_state}
+            (tmp / "state.json").write_text(json.dumps(state, indent=1))
+            with open(tmp / "state.json", "rb+") as f:
+                os.fsync(f.fileno())
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+            for old in sorted(ckdir.glob("step-*"))[: -self.cfg.keep_checkpoints or None]:
+                shutil.rmtree(old, ignore_errors=True)
+        self.acc.wait_for_everyone()
+        self.last_checkpoint = final
+        return final
+
+    @staticmethod
+    def newest_checkpoint(out_dir: str | Path) -> Path | None:
+        cks = sorted((Path(out_dir) / "checkpoints").glob("step-*"))
+        cks = [c for c in cks if (c / "state.json").is_file()]
+        return cks[-1] if cks else None
+
+    def load_trainer_state(self, ckpt: Path) -> dict:
+        # Our own checkpoint; weights_only=True refuses anything but tensors and plain containers.
+        blob = torch.load(ckpt / "trainer_state.pt", weights_only=True)
+        self.opt.load_state_dict(blob["optimizer"])
+        self.sched.load_state_dict(blob["scheduler"])
+        torch.set_rng_state(blob["rng"])
+        for p, v in zip(self.extra_params, blob.get("extra_params", [])):
+            p.data.copy_(v)
+        state = json.loads((ckpt / "state.json").read_text())
+        self.step = state["step"]
+        self.nonfinite_total = state.get("nonfinite_total", 0)
+        self.last_checkpoint = ckpt
+        return state

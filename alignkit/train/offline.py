@@ -1,0 +1,265 @@
+"""The offline loop: a fixed feedback dataset -> batches -> one forward -> the method's loss.
+
+Nothing here branches on a method's name: the loss's `LossSpec` says which feedback shape it eats
+(so which sequences an example contributes), whether it needs reference log-probs (cached once),
+full logits (reference run live), mismatched pairs, a value head, or a running state.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+
+from ..config import to_dict
+from ..errors import AlignkitError
+from ..losses.base import LossOutput, LossSpec
+from ..models.loading import LoraSettings, apply_lora, load_causal_lm, load_tokenizer, save_model, unwrap
+from . import refcache
+from .config import TrainConfig
+from .engine import Engine, MetricLog
+from .forward import collate, sequence_logps
+from .shapes import shape_for
+
+
+@dataclass
+class Example:
+    idx: int
+    rec: object
+    seqs: list  # [(prompt_ids, completion_ids)]
+
+
+def encode_examples(records: list, shape, encoder, start_idx: int = 0) -> list:
+    """Tokenize every sequence once; an example loses nothing silently: if one of its sequences
+    has no completion token left after truncation, the example is dropped and counted."""
+    out = []
+    for i, rec in enumerate(records):
+        encs = [encoder.encode(p, c) for p, c in shape.sequences(rec, i, records)]
+        if any(e is None for e in encs):
+            continue
+        out.append(Example(start_idx + i, rec, [(e.prompt_ids, e.completion_ids) for e in encs]))
+    return out
+
+
+class OfflineObjective:
+    """compute(examples) -> LossOutput for one micro-batch, for any registered loss."""
+
+    def __init__(self, spec: LossSpec, loss_cfg, shape, model, pad_id: int, ref_cache: dict | None,
+                 live_ref=None, value_head=None):
+        self.spec, self.loss_cfg, self.shape = spec, loss_cfg, shape
+        self.model, self.pad_id = model, pad_id
+        self.ref_cache, self.live_ref, self.value_head = ref_cache, live_ref, value_head
+        self.state: dict = {}
+
+    def _ref(self, batch: list, sb):
+        if not self.spec.reference:
+            return None
+        if self.ref_cache is not None and not self.spec.needs_logits:
+            return refcache.cached_logps(self.ref_cache, batch, sb.comp_ids.shape[1], sb.comp_ids.device)
+        with torch.no_grad(), refcache.reference_mode(self.live_ref) as ref_model:
+            lp, _ = sequence_logps(ref_model, sb, want_logits=self.spec.needs_logits)
+        return lp.detach()
+
+    def compute(self, batch: list, state: dict | None = None) -> LossOutput:
+        seqs = [s for ex in batch for s in ex.seqs]
+        device = next(self.model.parameters()).device
+        sb = collate(seqs, self.pad_id).to(device)
+        policy, hidden = sequence_logps(self.model, sb, want_logits=self.spec.needs_logits,
+                                        want_hidden=self.value_head is not None)
+        extra = {}
+        if self.value_head is not None:
+            per = len(batch[0].seqs)
+            extra["value"] = self.value_head(hidden[0::per].float()).squeeze(-1)  # (B,) V(x)
+        inp = self.shape.build(self.spec, policy, self._ref(batch, sb), [ex.rec for ex in batch], extra)
+        if self.spec.stateful:
+            return self.spec.fn(inp, self.loss_cfg, self.state if state is None else state)
+        return self.spec.fn(inp, self.loss_cfg)
+
+
+def micro_batch_indices(m: int, n: int, bs: int, world: int, rank: int, seed: int) -> list:
+    """Example indices of global micro-batch `m` for process `rank`. Epoch e visits a seeded
+    permutation; micro-batch m is a pure function of (m, seed), so a resumed run sees the same data."""
+    per_epoch = max(1, n // (bs * world))
+    epoch, pos = divmod(m, per_epoch)
+    g = torch.Generator().manual_seed(seed * 100003 + epoch)
+    perm = torch.randperm(n, generator=g).tolist()
+    start = pos * bs * world + rank * bs
+    return [perm[(start + j) % n] for j in range(bs)]
+
+
+@torch.no_grad()
+def evaluate(objective: OfflineObjective, examples: list, bs: int) -> dict:
+    if not examples:
+        return {}
+    model = objective.model
+    was = model.training
+    model.eval()
+    loss_sum = w_sum = 0.0
+    sums, counts = {}, {}
+    state = json.loads(json.dumps(objective.state))  # evaluation never moves running statistics
+    for i in range(0, len(examples), bs):
+        out = objective.compute(examples[i: i + bs], state=state)
+        w = out.weight if out.weight is not None else torch.ones_like(out.loss)
+        loss_sum += out.loss.sum().item()
+        w_sum += w.sum().item()
+        for k, v in out.metrics.items():
+            v = v.detach().float()
+            sums[k] = sums.get(k, 0.0) + (v.sum().item() if v.ndim else v.item() * len(out.loss))
+            counts[k] = counts.get(k, 0) + (v.numel() if v.ndim else len(out.loss))
+    if was:
+        model.train()
+    res = {"loss": loss_sum / max(w_sum, 1e-12)}
+    res.update({k: sums[k] / counts[k] for k in sums})
+    return res
+
+
+def _fmt(metrics: dict, keys=("loss", "rewards/accuracy", "rewards/margin", "nll")) -> str:
+    return " ".join(f"{k.split('/')[-1]}={metrics[k]:.4f}" for k in keys if k in metrics)
+
+
+def train_offline(spec: LossSpec, loss_cfg, cfg: TrainConfig, model_path: str, train_records: list,
+                  eval_records: list, output: str, log=print) -> dict:
+    """Train `model_path` with `spec`'s loss on records; save an HF model in `output`."""
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+    from ..data.tokenize import Encoder
+
+    acc = Accelerator(mixed_precision="bf16" if cfg.dtype == "bf16" else "no")
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    torch.manual_seed(cfg.seed)
+
+    tok = load_tokenizer(model_path, cfg.trust_remote_code)
+    model = load_causal_lm(model_path, "fp32", cfg.trust_remote_code)
+    if cfg.lora_r > 0:
+        model = apply_lora(model, LoraSettings(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout,
+                                               tuple(cfg.lora_target_modules)))
+    model.to(acc.device)
+    model.train()
+
+    shape = shape_for(spec, train_records + eval_records)
+    encoder = Encoder(tok, cfg.max_length, cfg.max_prompt_length or None)
+    train_ex = encode_examples(train_records, shape, encoder)
+    eval_ex = encode_examples(eval_records, shape, encoder, start_idx=len(train_records))
+    log(encoder.report.summary())
+    if not train_ex:
+        raise AlignkitError("no training examples left after tokenization (all dropped by truncation?)")
+
+    world, rank = acc.num_processes, acc.process_index
+    per_epoch = max(1, len(train_ex) // (cfg.batch_size * world))
+    total = cfg.max_steps or max(1, math.ceil(cfg.epochs * per_epoch / cfg.grad_accum))
+
+    value_head = None
+    if spec.needs_value:
+        value_head = torch.nn.Linear(unwrap(model).config.hidden_size, 1).to(acc.device)
+        torch.nn.init.zeros_(value_head.weight)
+        torch.nn.init.zeros_(value_head.bias)
+    engine = Engine(model, cfg, out, total, extra_params=list(value_head.parameters()) if value_head else [],
+                    accelerator=acc)
+    model = engine.model
+
+    # --- reference log-probs --------------------------------------------------------------------
+    resume_ckpt = Engine.newest_checkpoint(out) if cfg.resume else None
+    ref_cache, live_ref = None, None
+    if spec.reference:
+        ref_id = f"{cfg.ref or model_path}|lora={cfg.lora_r > 0}|{cfg.max_length}|{cfg.max_prompt_length}"
+        all_ex = train_ex + eval_ex
+        if spec.needs_logits:  # full-vocabulary reference logits: run the reference live
+            live_ref = model if (cfg.lora_r > 0 and not cfg.ref) else load_causal_lm(
+                cfg.ref or model_path, "fp32", cfg.trust_remote_code).to(acc.device).eval()
+        else:
+            key = refcache.data_key(all_ex, ref_id)
+            path = out / "ref_logps.safetensors"
+            ref_cache = refcache.load_cache(path, key) if cfg.ref_cache == "disk" else None
+            if ref_cache is None:
+                # no --ref and no resume: the policy before its first step is the reference itself
+                fresh = (cfg.ref or resume_ckpt is not None) and not (cfg.lora_r > 0 and not cfg.ref)
+                ref_model = load_causal_lm(cfg.ref or model_path, "fp32", cfg.trust_remote_code).to(
+                    acc.device) if fresh else model
+                bar = tqdm(total=sum(len(e.seqs) for e in all_ex), desc="reference log-probs",
+                           disable=not (cfg.progress and acc.is_main_process), leave=False)
+                ref_cache = refcache.compute_ref_logps(ref_model, all_ex, tok.pad_token_id, progress=bar)
+                bar.close()
+                del ref_model
+                if cfg.ref_cache == "disk" and acc.is_main_process:
+                    refcache.save_cache(ref_cache, path, key)
+
+    objective = OfflineObjective(spec, loss_cfg, shape, model, tok.pad_token_id, ref_cache, live_ref, value_head)
+
+    def save_trainable(folder: Path):
+        from safetensors.torch import save_file
+        params = {n: p.detach().cpu().contiguous() for n, p in unwrap(model).named_parameters() if p.requires_grad}
+        save_file(params, str(folder / "trainable.safetensors"))
+
+    mlog = MetricLog(out, cfg.report_to, acc.is_main_process, to_dict(cfg))
+    if resume_ckpt is not None:
+        from safetensors.torch import load_file
+        weights = load_file(str(resume_ckpt / "trainable.safetensors"))
+        missing = unwrap(model).load_state_dict(weights, strict=False)
+        del missing
+        objective.state = engine.load_trainer_state(resume_ckpt).get("loss_state", {})
+        log(f"resumed from {resume_ckpt} at step {engine.step}")
+    else:
+        (out / "metrics.jsonl").unlink(missing_ok=True)
+
+    if acc.is_main_process:
+        (out / "config.yaml").write_text(yaml.safe_dump(
+            {"method": spec.name, "model": model_path, "train": to_dict(cfg),
+             "loss": dataclasses.asdict(loss_cfg)}, sort_keys=False))
+
+    first_eval = {}
+    if engine.step == 0 and eval_ex:
+        first_eval = evaluate(objective, eval_ex, cfg.batch_size)
+        mlog.write(0, "eval", first_eval)
+        log(f"eval @ step 0: {_fmt(first_eval)}")
+    engine.install_signal_handlers()
+    bar = tqdm(total=total, initial=engine.step, desc=f"train {spec.name}",
+               disable=not (cfg.progress and acc.is_main_process))
+    last = {}
+    interrupted = False
+    while engine.step < total:
+        m0 = engine.step * cfg.grad_accum
+        micro = [[train_ex[i] for i in micro_batch_indices(m0 + j, len(train_ex), cfg.batch_size, world, rank, cfg.seed)]
+                 for j in range(cfg.grad_accum)]
+        last = engine.optimizer_step(micro, objective.compute)
+        if engine.step % cfg.log_every == 0 or engine.step == total:
+            mlog.write(engine.step, "train", last)
+        bar.update(engine.step - bar.n)
+        bar.set_postfix_str(_fmt(last))
+        if cfg.eval_every and engine.step % cfg.eval_every == 0 and engine.step < total and eval_ex:
+            ev = evaluate(objective, eval_ex, cfg.batch_size)
+            mlog.write(engine.step, "eval", ev)
+            log(f"eval @ step {engine.step}: {_fmt(ev)}")
+        if (cfg.save_every and engine.step % cfg.save_every == 0) or engine.stop_requested:
+            engine.save_checkpoint(save_trainable, {"loss_state": objective.state})
+        if engine.stop_requested:
+            interrupted = True
+            break
+    bar.close()
+    if interrupted:
+        log(f"stopped at step {engine.step}/{total}; checkpoint {engine.last_checkpoint}; rerun with --resume to continue")
+        return {"interrupted": True, "step": engine.step, "checkpoint": str(engine.last_checkpoint)}
+
+    final_eval = evaluate(objective, eval_ex, cfg.batch_size) if eval_ex else {}
+    if final_eval:
+        mlog.write(engine.step, "eval", final_eval)
+        log(f"eval @ step {engine.step}: {_fmt(final_eval)}")
+    if acc.is_main_process:
+        save_model(model, tok, out, adapter_only=cfg.save_adapter_only)
+        if value_head is not None:
+            from safetensors.torch import save_file
+            save_file({k: v.cpu() for k, v in value_head.state_dict().items()}, str(out / "value_head.safetensors"))
+    summary = {"method": spec.name, "steps": engine.step, "train_examples": len(train_ex),
+               "eval_examples": len(eval_ex), "truncated": encoder.report.truncated,
+               "dropped": encoder.report.dropped, "skipped_nonfinite": engine.nonfinite_total,
+               "eval_start": first_eval, "eval_end": final_eval, "train_last": last}
+    if acc.is_main_process:
+        (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    acc.wait_for_everyone()
+    return summary

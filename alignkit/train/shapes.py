@@ -1,0 +1,133 @@
+"""Feedback shapes: how a record becomes sequences, and how their log-probs become a loss input.
+
+The offline loop knows nothing about methods. A loss declares its feedback shape; the shape says
+which (prompt, completion) sequences an example contributes and how to lay their log-probs out for
+the loss. Adding a shape is one class here.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..data import records as R
+from ..losses.base import (BinaryInput, DemoInput, ListwiseInput, Logps, PairwiseInput)
+
+
+class Shape:
+    feedback = ""
+    record_type = None
+
+    def sequences(self, rec, idx: int, data: list) -> list:
+        """[(prompt, completion), ...] for example `idx` of `data`."""
+        raise NotImplementedError
+
+    def build(self, spec, policy: Logps, ref: Logps | None, recs: list, extra: dict):
+        raise NotImplementedError
+
+
+class DemoShape(Shape):
+    feedback = "demonstration"
+    record_type = R.Demonstration
+
+    def sequences(self, rec, idx, data):
+        return [(rec.prompt, rec.completion)]
+
+    def build(self, spec, policy, ref, recs, extra):
+        return DemoInput(policy, ref, value=extra.get("value"))
+
+
+class ScoredShape(DemoShape):
+    feedback = "scored"
+    record_type = R.Scored
+
+    def build(self, spec, policy, ref, recs, extra):
+        score = torch.tensor([r.score for r in recs], dtype=policy.tokens.dtype)
+        return DemoInput(policy, ref, score=score, value=extra.get("value"))
+
+
+class PairShape(Shape):
+    feedback = "pairwise"
+    record_type = R.Pairwise
+
+    def sequences(self, rec, idx, data):
+        return [(rec.prompt, rec.chosen), (rec.prompt, rec.rejected)]
+
+    def build(self, spec, policy, ref, recs, extra):
+        margin = torch.tensor([r.margin for r in recs], dtype=policy.tokens.dtype)
+        return PairwiseInput(policy[0::2], policy[1::2],
+                             None if ref is None else ref[0::2], None if ref is None else ref[1::2],
+                             margin)
+
+
+class BinaryShape(Shape):
+    """With `needs_mismatch`, each example also contributes (its prompt, the next example's
+    completion) in dataset order: KTO's mismatched pairs, fixed so their reference log-probs cache."""
+    feedback = "binary"
+    record_type = R.Binary
+
+    def sequences(self, rec, idx, data):
+        seqs = [(rec.prompt, rec.completion)]
+        if self.mismatch:
+            other = data[(idx + 1) % len(data)]
+            seqs.append((rec.prompt, other.completion))
+        return seqs
+
+    def __init__(self, mismatch: bool = False):
+        self.mismatch = mismatch
+
+    def build(self, spec, policy, ref, recs, extra):
+        desirable = torch.tensor([bool(r.label) for r in recs])
+        score = torch.tensor([getattr(r, "score", 1.0 if r.label else -1.0) for r in recs],
+                             dtype=policy.tokens.dtype)
+        step = 2 if self.mismatch else 1
+        mm = policy[1::2] if self.mismatch else None
+        ref_mm = ref[1::2] if (self.mismatch and ref is not None) else None
+        ref_main = None if ref is None else ref[0::step]
+        return BinaryInput(policy[0::step], desirable, ref_main, mm, ref_mm,
+                           value=extra.get("value"), score=score)
+
+
+class ListShape(Shape):
+    """All lists of a run are cut to the same K (the shortest list's length), keeping the best, the
+    worst and evenly spaced ranks between, so that a batch is a (B, K) grid."""
+    feedback = "listwise"
+    record_type = R.Listwise
+
+    def __init__(self, k: int):
+        self.k = k
+
+    def _pick(self, rec):
+        n = len(rec.completions)
+        order = sorted(range(n), key=lambda i: -rec.scores[i])
+        if n == self.k:
+            return order
+        idx = [round(j * (n - 1) / (self.k - 1)) for j in range(self.k)]
+        return [order[i] for i in idx]
+
+    def sequences(self, rec, idx, data):
+        return [(rec.prompt, rec.completions[i]) for i in self._pick(rec)]
+
+    def build(self, spec, policy, ref, recs, extra):
+        scores = torch.tensor([[float(r.scores[i]) for i in self._pick(r)] for r in recs],
+                              dtype=policy.tokens.dtype)  # (B, K)
+        return ListwiseInput(policy, scores, ref)
+
+
+def shape_for(spec, data: list) -> Shape:
+    fb = spec.feedback
+    if fb == "demonstration":
+        return DemoShape()
+    if fb == "scored":
+        return ScoredShape()
+    if fb == "pairwise":
+        return PairShape()
+    if fb in ("binary",):
+        return BinaryShape(mismatch=spec.needs_mismatch)
+    if fb == "listwise":
+        return ListShape(k=min(len(r.completions) for r in data))
+    if fb in SHAPES:
+        return SHAPES[fb](spec, data)
+    raise ValueError(f"no shape adapter for feedback {fb!r}")
+
+
+# Extra shapes registered by other modules (e.g. negative-only feedback): name -> factory(spec, data).
+SHAPES: dict = {}
