@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
 
 from .base import BinaryInput, LossOutput
 
@@ -27,7 +26,7 @@ def _require(value, what: str, loss: str):
 @dataclass(frozen=True)
 class KTOConfig:
     beta: float = 0.1  # temperature on the log-ratio to the reference
-    desirable_weight: float = 1.0  # lambda_D, weight of thumbs-up examples (keep lambda_D*n_D / (lambda_U*n_U) in [1, 4/3])
+    desirable_weight: float = 1.0  # lambda_D, weight of thumbs-up examples (aim for lambda_D*n_D/(lambda_U*n_U) in [1, 4/3])
     undesirable_weight: float = 1.0  # lambda_U, weight of thumbs-down examples
 
 
@@ -108,8 +107,8 @@ def bco(inp: BinaryInput, cfg: BCOConfig, state: dict) -> LossOutput:
 @dataclass(frozen=True)
 class DROConfig:
     tau: float = 1.0  # KL-regularisation temperature tau (UNCERTAIN: the paper's default is not verified)
-    rescale_policy: bool = True  # paper's DRO-V algorithm: policy gradient not multiplied by tau (False = exact gradient of the squared loss)
-    mean_logps: bool = False  # use length-normalised log-ratios (some implementations) instead of summed log pi(y|x) (the paper)
+    rescale_policy: bool = True  # paper's DRO-V update: policy gradient not scaled by tau (False: exact gradient of the square)
+    mean_logps: bool = False  # length-normalised log-ratio (some code) instead of the paper's summed log pi(y|x)
 
 
 def dro(inp: BinaryInput, cfg: DROConfig) -> LossOutput:

@@ -77,7 +77,7 @@ def d2o(inp: ListwiseInput, cfg: D2OConfig) -> LossOutput:
 @dataclass(frozen=True)
 class CringeConfig:
     ct_weight: float = 1.0  # alpha, weight of the contrastive loss on negative sequences (ParlAI ct_loss_weight)
-    num_pos_predictions: int = 1  # k: sample the positive token from the model's top-k (ParlAI default 1; paper k UNCERTAIN)
+    num_pos_predictions: int = 1  # k: sample the positive token from the model's top-k (ParlAI default 1; paper's k unverified)
     seed: int = 0  # seed of the top-k sampling (mixed with the batch's token ids, so each batch draws differently)
 
 

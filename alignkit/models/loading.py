@@ -41,7 +41,9 @@ def _check_folder(path: str) -> Path:
 
 def load_tokenizer(path: str, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
-    _check_folder(path) if not Path(path, "tokenizer.json").is_file() else None
+    quiet_transformers()
+    if not Path(path).is_dir():
+        raise ModelLoadError(f"{path}: tokenizer folder not found (alignkit loads local folders only)")
     try:
         tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:
