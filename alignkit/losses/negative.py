@@ -48,6 +48,9 @@ def npo(inp: DemoInput, cfg: NPOConfig) -> LossOutput:
 class D2OConfig:
     beta: float = 0.1  # temperature on the mean log-ratio of the K self-samples
     alpha: float = 0.1  # weight on the negative's log-ratio
+    num_samples: int = 4  # K self-samples per prompt, drawn once from the initial model before training (paper: 11)
+    sample_max_tokens: int = 64  # longest self-sample in tokens
+    sample_temperature: float = 1.0  # sampling temperature of the self-samples
 
 
 def d2o(inp: ListwiseInput, cfg: D2OConfig) -> LossOutput:

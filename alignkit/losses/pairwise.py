@@ -247,7 +247,7 @@ class BetaDPOConfig:
     a: float = 0.6  # sensitivity of beta to the batch gap: beta = beta_0 (1 + a (mean M - M_0)) (README example; code default 0.01)
     rho: float = 0.2  # filter ratio: each training batch keeps floor(N (1 - rho)) pairs (the repo's mode_weight)
     momentum: float = 0.9  # EMA momentum of the running gap mean M_0 and std sigma_M
-    seed: int = 0  # seed of the filtering draws (each step uses seed and the step count, so runs are reproducible)
+    filter_seed: int = 0  # seed of the filtering draws (each step seeds from it and the draw count in the state, so runs are reproducible)
 
     def __post_init__(self):
         _check(0.0 <= self.rho < 1.0, f"beta-dpo: rho must be in [0, 1), got {self.rho}")
@@ -283,7 +283,7 @@ def beta_dpo(inp: PairwiseInput, cfg: BetaDPOConfig, state: dict) -> LossOutput:
          (unbiased std, 0 for one pair); both start at 0 as in the code, kept in `state`.
       2. Filtering: draw floor(N (1 - rho)) pairs (at least 1) without replacement with weights
          exp(-(M_i - M_0)^2 / (2 sigma_M^2)) (uniform while sigma_M = 0), from a torch.Generator
-         seeded by (cfg.seed, state["draws"]), so a run (and a resumed run) is deterministic.
+         seeded by (cfg.filter_seed, state["draws"]), so a run (and a resumed run) is deterministic.
       3. beta_batch = beta_0 (1 + a (mean_selected M - M_0)), clamped >= 1e-3, detached.
       4. L_i = -log sigma(beta_batch h_i) on kept pairs; dropped pairs get loss 0 and weight 0, so
          the engine's sum(loss)/sum(weight) is the mean over kept pairs.
@@ -305,7 +305,7 @@ def beta_dpo(inp: PairwiseInput, cfg: BetaDPOConfig, state: dict) -> LossOutput:
     m0, sigma = float(state.get("gap_mean", 0.0)), float(state.get("gap_std", 0.0))
     if training:
         draws = int(state.get("draws", 0))
-        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + draws)
+        gen = torch.Generator().manual_seed(cfg.filter_seed * 1_000_003 + draws)
         state["draws"] = draws + 1
         keep = _filter_pairs(gap, m0, sigma, max(1, math.floor(n * (1 - cfg.rho))), gen)  # (B,)
     else:
@@ -315,9 +315,9 @@ def beta_dpo(inp: PairwiseInput, cfg: BetaDPOConfig, state: dict) -> LossOutput:
     loss = _neg_logsigmoid(beta * h) * keep  # (B,)
     metrics = preference_metrics(cfg.beta * d_w, cfg.beta * d_l)
     metrics.update({
-        "beta_dpo/beta": torch.tensor(beta),
-        "beta_dpo/gap_mean": torch.tensor(m0),
-        "beta_dpo/gap_std": torch.tensor(sigma),
+        "beta_dpo/beta": torch.tensor(beta, dtype=gap.dtype),
+        "beta_dpo/gap_mean": torch.tensor(m0, dtype=gap.dtype),
+        "beta_dpo/gap_std": torch.tensor(sigma, dtype=gap.dtype),
         "beta_dpo/kept": keep.detach(),
     })
     return LossOutput(loss, metrics, weight=keep)

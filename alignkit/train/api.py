@@ -81,6 +81,8 @@ def split_layers(method_cfg_cls, yaml_dict: dict, overrides: dict) -> tuple:
 
 def load_split(data, cfg: TrainConfig, shape: str, log=print) -> tuple:
     """-> (train records, eval records) from a path or a list of records."""
+    if shape == "negative":  # negatives come as demonstrations, thumbs-down or pairwise rejected sides
+        shape = None
     from ..data.convert import split_records
     from ..data.readers import read_records
     if isinstance(data, (str, Path)):

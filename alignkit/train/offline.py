@@ -143,7 +143,9 @@ def train_offline(spec: LossSpec, loss_cfg, cfg: TrainConfig, model_path: str, t
     model.to(acc.device)
     model.train()
 
-    shape = shape_for(spec, train_records + eval_records)
+    shape = shape_for(spec, train_records + eval_records, loss_cfg)
+    train_records = shape.prepare(train_records, model, tok, cfg.seed)
+    eval_records = shape.prepare(eval_records, model, tok, cfg.seed + 1)
     encoder = Encoder(tok, cfg.max_length, cfg.max_prompt_length or None)
     train_ex = encode_examples(train_records, shape, encoder)
     eval_ex = encode_examples(eval_records, shape, encoder, start_idx=len(train_records))

@@ -23,6 +23,10 @@ class Shape:
     def build(self, spec, policy: Logps, ref: Logps | None, recs: list, extra: dict):
         raise NotImplementedError
 
+    def prepare(self, records: list, model, tokenizer, seed: int) -> list:
+        """Called once before tokenization (with the initial model); may filter or enrich records."""
+        return records
+
 
 class DemoShape(Shape):
     feedback = "demonstration"
@@ -86,6 +90,55 @@ class BinaryShape(Shape):
                            value=extra.get("value"), score=score)
 
 
+class NegativeShape(Shape):
+    """Negative-only feedback (unlearning, harmful answers): each example is (prompt, a response to
+    avoid). Reads demonstrations (the completion is the negative), thumbs-down binary records, or
+    pairwise records (the rejected side). With `num_samples` K > 0 (D2O) the shape also draws K
+    self-samples per prompt from the initial model once, before training, so that their reference
+    log-probs cache; the loss then sees a (B, K+1) list whose column 0 is the negative."""
+    feedback = "negative"
+
+    def __init__(self, loss_cfg):
+        self.k = int(getattr(loss_cfg, "num_samples", 0) or 0)
+        self.max_tokens = int(getattr(loss_cfg, "sample_max_tokens", 64))
+        self.temperature = float(getattr(loss_cfg, "sample_temperature", 1.0))
+        self.samples: dict = {}
+
+    @staticmethod
+    def negative_of(rec):
+        if isinstance(rec, R.Pairwise):
+            return rec.rejected
+        if isinstance(rec, R.Binary):
+            return rec.completion if not rec.label else None
+        return getattr(rec, "completion", None)
+
+    def prepare(self, records: list, model, tokenizer, seed: int) -> list:
+        records = [r for r in records if self.negative_of(r) is not None]
+        if self.k > 0:
+            from ..models.generate import SamplingConfig, generate_texts
+            prompts = sorted({repr(r.prompt): r.prompt for r in records}.items())
+            todo = [p for key, p in prompts if key not in self.samples]
+            flat = [p for p in todo for _ in range(self.k)]
+            if flat:
+                texts = generate_texts(model, tokenizer, flat, SamplingConfig(
+                    max_new_tokens=self.max_tokens, temperature=self.temperature), seed=seed)
+                for i, p in enumerate(todo):
+                    self.samples[repr(p)] = texts[i * self.k:(i + 1) * self.k]
+        return records
+
+    def sequences(self, rec, idx, data):
+        seqs = [(rec.prompt, self.negative_of(rec))]
+        if self.k > 0:
+            seqs += [(rec.prompt, s) for s in self.samples[repr(rec.prompt)]]
+        return seqs
+
+    def build(self, spec, policy, ref, recs, extra):
+        if self.k == 0:
+            return DemoInput(policy, ref)
+        scores = torch.zeros(len(recs), self.k + 1, dtype=policy.tokens.dtype)  # layout only
+        return ListwiseInput(policy, scores, ref)
+
+
 class ListShape(Shape):
     """All lists of a run are cut to the same K (the shortest list's length), keeping the best, the
     worst and evenly spaced ranks between, so that a batch is a (B, K) grid."""
@@ -112,8 +165,10 @@ class ListShape(Shape):
         return ListwiseInput(policy, scores, ref)
 
 
-def shape_for(spec, data: list) -> Shape:
+def shape_for(spec, data: list, loss_cfg=None) -> Shape:
     fb = spec.feedback
+    if fb == "negative":
+        return NegativeShape(loss_cfg)
     if fb == "demonstration":
         return DemoShape()
     if fb == "scored":
