@@ -17,7 +17,7 @@ import sys
 from .errors import AlignkitError
 
 # Subsystems that add commands: each module has `register(subparsers)`; absent ones are skipped.
-COMMAND_MODULES = ("alignkit.world.commands", "alignkit.eval.commands", "alignkit.rewards.commands",
+COMMAND_MODULES = ("alignkit.models.commands", "alignkit.world.commands", "alignkit.eval.commands", "alignkit.rewards.commands",
                    "alignkit.feedback.commands", "alignkit.rl.commands", "alignkit.online.commands",
                    "alignkit.merge.commands", "alignkit.serve")
 

@@ -12,7 +12,7 @@ class DataError(AlignkitError):
     def __init__(self, path: str, line: int | None, field: str | None, message: str):
         self.path, self.line, self.field, self.message = path, line, field, message
         where = str(path) + (f":{line}" if line is not None else "")
-        what = f" field {field!r}:" if field else ":"
+        what = f" field {field!r}:" if field else ""
         super().__init__(f"{where}:{what} {message}")
 
 

@@ -5,6 +5,7 @@ family uses *summed* log-probs, SimPO and ORPO *mean* log-probs (methods.md sect
 Reference-free losses (slic-hf, simpo, cpo, orpo) never read `inp.ref_chosen` / `inp.ref_rejected`.
 Notation: l(y) = log pi(y|x) summed over completion tokens, Delta(y) = l(y) - l_ref(y),
 h = Delta(y_w) - Delta(y_l). Formulas: ../shared/methods.md sections 3, 7, 8 (check values: 11).
+Docstrings give each paper's loss written out, with its equation number where it was checked.
 """
 from __future__ import annotations
 
@@ -81,8 +82,8 @@ class RobustDPOConfig:
 
 
 def robust(inp: PairwiseInput, cfg: RobustDPOConfig) -> LossOutput:
-    """Robust DPO, rDPO (Chowdhury et al. 2024, "Provably Robust DPO", arXiv 2403.00409, the
-    de-biased loss of eq. 8): an unbiased estimate of the clean-label DPO loss under flip rate eps,
+    """Robust DPO, rDPO (Chowdhury et al. 2024, "Provably Robust DPO", arXiv 2403.00409, its
+    de-biased loss): an unbiased estimate of the clean-label DPO loss under flip rate eps,
       L = [(1 - eps) * (-log sigma(beta h)) - eps * (-log sigma(-beta h))] / (1 - 2 eps).
     Note the *minus* on the flipped term (cDPO has a plus) and the 1/(1 - 2 eps) rescaling."""
     d_w, d_l = pair_logratios(inp)  # (B,)
@@ -141,8 +142,8 @@ class GPOConfig:
 
 
 def gpo(inp: PairwiseInput, cfg: GPOConfig) -> LossOutput:
-    """GPO (Tang et al. 2024, "Generalized Preference Optimization", arXiv 2402.05749, eq. 4 and
-    Table 1): L = f(beta * h) for a (mostly convex) f; logistic recovers DPO, hinge SLiC, squared IPO.
+    """GPO (Tang et al. 2024, "Generalized Preference Optimization", arXiv 2402.05749, the GPO
+    loss and its Table 1 of f): L = f(beta * h) for a (mostly convex) f; logistic recovers DPO, hinge SLiC, squared IPO.
     UNCERTAIN (methods.md 3.6): constants of each f; we use the unscaled forms of methods.md's
     table, e.g. squared = (rho - 1)^2, not 1/2 (rho - 1)^2 (the minimiser is the same)."""
     d_w, d_l = pair_logratios(inp)  # (B,)
@@ -163,7 +164,8 @@ class RSOConfig:
 
 def rso(inp: PairwiseInput, cfg: RSOConfig) -> LossOutput:
     """RSO's losses (Liu et al. 2024, "Statistical Rejection Sampling Improves Preference
-    Optimization", arXiv 2309.06657, eqs. 10-11), fitted on rejection-sampled pairs:
+    Optimization", arXiv 2309.06657, its
+    sigmoid-norm and hinge-norm losses), fitted on rejection-sampled pairs:
       sigmoid-norm: -log sigma(gamma h);   hinge-norm: max(0, 1 - gamma h).
     "norm" means normalised by the reference (SFT) policy, i.e. log-ratios h; it is *not* TRL's
     `sigmoid_norm` (DPO on length-normalised scores). The rejection sampling is a separate step."""
@@ -184,7 +186,7 @@ class DPOPConfig:
 
 
 def dpop(inp: PairwiseInput, cfg: DPOPConfig) -> LossOutput:
-    """DPO-Positive (Pal et al. 2024, "Smaug", arXiv 2402.13228, eq. 3):
+    """DPO-Positive (Pal et al. 2024, "Smaug", arXiv 2402.13228, the DPOP loss):
       L = -log sigma(beta * [Delta(y_w) - Delta(y_l) - lambda * max(0, -Delta(y_w))]).
     lambda sits *inside* the beta bracket; the penalty is active only while the chosen response is
     less likely than under the reference (Delta_w < 0), which counters likelihood displacement."""
@@ -204,7 +206,7 @@ class RDPOConfig:
 
 def r_dpo(inp: PairwiseInput, cfg: RDPOConfig) -> LossOutput:
     """Length-regularised DPO, R-DPO (Park et al. 2024, "Disentangling Length from Quality in
-    Direct Preference Optimization", arXiv 2403.19159, eq. 9):
+    Direct Preference Optimization", arXiv 2403.19159, the R-DPO objective):
       L = -log sigma(beta h + alpha (|y_w| - |y_l|)).
     Sign: optimising r - alpha|y| gives r = beta log(pi/pi_ref) + alpha|y| + const, so a longer
     chosen response *raises* the logit (lowers the loss) and length stops being a free win
@@ -226,7 +228,7 @@ class RPOConfig:
 
 def rpo(inp: PairwiseInput, cfg: RPOConfig) -> LossOutput:
     """RPO (Pang et al. 2024, "Iterative Reasoning Preference Optimization", arXiv 2404.19733,
-    eq. 1; TRL `rpo_alpha`): L = -log sigma(beta h) + alpha * (-log pi(y_w|x) / |y_w|).
+    the DPO+NLL loss; TRL `rpo_alpha`): L = -log sigma(beta h) + alpha * (-log pi(y_w|x) / |y_w|).
     The NLL is normalised by length; here it is over the completion tokens only (the paper's y_w
     is the chain of thought plus answer, i.e. our whole completion)."""
     d_w, d_l = pair_logratios(inp)  # (B,)
@@ -275,7 +277,8 @@ def _filter_pairs(gap: Tensor, m0: float, sigma: float, n_keep: int, gen: torch.
 
 def beta_dpo(inp: PairwiseInput, cfg: BetaDPOConfig, state: dict) -> LossOutput:
     """beta-DPO (Wu et al. 2024, "beta-DPO: Direct Preference Optimization with Dynamic beta",
-    arXiv 2407.08639, eqs. 5-7 and Algorithm 1; checked against junkangwu/beta-DPO trainers.py).
+    arXiv 2407.08639; the details below are checked against the authors' code, junkangwu/beta-DPO
+    trainers.py, `preference_loss` and `update_and_sync_tensor_mean`).
 
     Per-pair gap M_i = h_i, the raw log-ratio gap without beta (as in the code; UNCERTAIN, the paper
     writes it on implicit rewards, i.e. times beta). While training (autograd on):
@@ -335,7 +338,7 @@ class SLiCConfig:
 
 def slic_hf(inp: PairwiseInput, cfg: SLiCConfig) -> LossOutput:
     """SLiC-HF (Zhao et al. 2023, "SLiC-HF: Sequence Likelihood Calibration with Human Feedback",
-    arXiv 2305.10425, eq. 1): L = max(0, delta - l(y_w) + l(y_l)) - lambda * l(y_ref),
+    arXiv 2305.10425, the SLiC-HF loss): L = max(0, delta - l(y_w) + l(y_l)) - lambda * l(y_ref),
     a hinge on *raw summed* log-probs (no reference model) plus a cross-entropy regulariser. y_ref is
     the SFT target; with human pairs ("SLiC-HF direct") that is the chosen response, so the
     regulariser is the summed NLL of y_w (as in HALOs). Rewards logged are the summed log-probs."""
@@ -355,7 +358,7 @@ class SimPOConfig:
 
 def simpo(inp: PairwiseInput, cfg: SimPOConfig) -> LossOutput:
     """SimPO (Meng et al. 2024, "SimPO: Simple Preference Optimization with a Reference-Free
-    Reward", arXiv 2405.14734, eq. 6): L = -log sigma(beta (l_w/|y_w| - l_l/|y_l|) - gamma).
+    Reward", arXiv 2405.14734, the SimPO objective): L = -log sigma(beta (l_w/|y_w| - l_l/|y_l|) - gamma).
     gamma is absolute (TRL's simpo_gamma), not the repo's gamma/beta ratio. No reference model.
     With length_normalize=False and gamma=0 this is -log sigma(beta (l_w - l_l)), DPO with a
     uniform reference (CPO's preference term)."""
@@ -374,7 +377,7 @@ class CPOConfig:
 
 
 def cpo(inp: PairwiseInput, cfg: CPOConfig) -> LossOutput:
-    """CPO (Xu et al. 2024, "Contrastive Preference Optimization", arXiv 2401.08417, eqs. 3-6):
+    """CPO (Xu et al. 2024, "Contrastive Preference Optimization", arXiv 2401.08417, the CPO loss):
     L = -log sigma(beta (l(y_w) - l(y_l))) + alpha * NLL(y_w): DPO with a uniform reference on
     *summed* log-probs, plus the token-mean NLL of the chosen response (completion tokens only).
     No reference model."""
