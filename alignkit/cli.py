@@ -61,12 +61,25 @@ def cmd_methods(args):
     return 0
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """A usage mistake is one line (with the closest option for a misspelt one), not a usage dump."""
+
+    def error(self, message):
+        import difflib
+        bad = message.partition("unrecognized arguments: ")[2].split()
+        if bad and bad[0].startswith("--"):
+            flags = [o for a in self._actions for o in a.option_strings if o.startswith("--")]
+            close = difflib.get_close_matches(bad[0].split("=")[0], flags, n=1)
+            message = f"unknown option {bad[0]}" + (f" (did you mean {close[0]}?)" if close else "")
+        self.exit(2, f"error: {message}; `{self.prog} --help` lists the options\n")
+
+
 def train_parser(method: str | None) -> argparse.ArgumentParser:
     from .config import add_dataclass_args
     from .train.api import all_methods
     from .train.config import TrainConfig
     methods = all_methods()
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog=f"alignkit train {method or 'METHOD'}",
         description=("Train a model with an alignment method. Every config field is a flag "
                      "(dashes or underscores); --config FILE.yaml gives defaults; flags win."),
@@ -134,7 +147,8 @@ def main(argv: list | None = None) -> int:
             return 0 if not argv else 2
         return args.func(args) or 0
     except AlignkitError as e:
-        print(f"error: {e}", file=sys.stderr)
+        one_line = " ".join(part.strip() for part in str(e).splitlines() if part.strip())
+        print(f"error: {one_line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -23,6 +23,7 @@ when those differ (e.g. HH's prompt comes from "chosen"), so validation messages
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, replace
 from typing import Callable
 
@@ -221,7 +222,20 @@ def detect(row: dict, shape: str | None = None, locked: bool = False) -> Format:
     what = f"not a {shape} record" if shape else "unknown format"
     expected = "; ".join(f.keys for f in allowed)
     why = f" (the file's first record is {shape})" if locked else ""
+    missing = _one_key_short(row, allowed)
+    if missing:  # the row is one field short of a format: name that field
+        raise RecordError(missing, f"missing field ({what}{why}: found keys {sorted(row)}, expected {expected})")
     raise RecordError(None, f"{what}{why}: found keys {sorted(row)}, expected {expected}")
+
+
+def _one_key_short(row: dict, formats: list) -> str | None:
+    """The one key the row lacks to be the first of `formats` whose keys are plain names."""
+    for fmt in formats:
+        keys = re.match(r"[a-z_]+(?:/[a-z_]+)+", fmt.keys)
+        lacking = [k for k in keys.group(0).split("/") if k not in row] if keys else []
+        if len(lacking) == 1:
+            return lacking[0]
+    return None
 
 
 def parse_row(row: dict, shape: str | None, max_chars: int, source: str, locked: bool = False):

@@ -6,7 +6,7 @@ def cmd_tiny(args) -> int:
     from ..data.readers import read_records
     from ..data.records import prompt_text
     from .tiny import TinyLlamaConfig, make_tiny_model
-    records, report = read_records(args.data)
+    records, report = read_records(args.data, on_bad_record="skip")  # texts only: bad rows just drop out
     texts = []
     for r in records:
         texts.append(prompt_text(r.prompt))

@@ -28,6 +28,15 @@ class TrainingStopped(AlignkitError):
     """Too many non-finite steps in a row; the message names the last good checkpoint."""
 
 
+def make_accelerator(mixed_precision: str = "no"):
+    """The run's Accelerator. Launched with several processes (torchrun, `accelerate launch
+    --multi_gpu`) on a machine without CUDA, it runs DDP on CPU over gloo: accelerate only does
+    that when told `cpu=True`, and its `--cpu` launcher starts a single process."""
+    from accelerate import Accelerator
+    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return Accelerator(mixed_precision=mixed_precision, cpu=launched and not torch.cuda.is_available())
+
+
 def lr_lambda(kind: str, warmup: int, total: int):
     def f(step: int) -> float:
         if warmup > 0 and step < warmup:
@@ -64,6 +73,23 @@ class MetricLog:
             except ImportError:
                 print("note: wandb is not installed; logging to metrics.jsonl only")
 
+    def truncate_after(self, step: int):
+        """On resume: drop rows logged after the checkpoint's step (a killed run logged them and
+        the resumed run logs them again) and a half-written last line."""
+        if not self.enabled or not self.path.is_file():
+            return
+        keep = []
+        for line in self.path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if row.get("step", 0) <= step:
+                keep.append(line + "\n")
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text("".join(keep))
+        os.replace(tmp, self.path)
+
     def write(self, step: int, split: str, metrics: dict):
         if not self.enabled:
             return
@@ -78,8 +104,9 @@ class MetricLog:
             self.wandb.log({f"{split}/{k}": v for k, v in metrics.items()}, step=step)
 
 
-def _mean_metrics(parts: list) -> dict:
-    """parts: list of (metrics dict of tensors, n examples) -> float means weighted by example counts."""
+def _metric_sums(parts: list) -> tuple:
+    """parts: list of (metrics dict of tensors, n examples) -> (sums, counts) per metric; the mean
+    is sums / counts, weighted by example counts."""
     sums, counts = {}, {}
     for metrics, n in parts:
         for k, v in metrics.items():
@@ -90,16 +117,15 @@ def _mean_metrics(parts: list) -> dict:
             else:
                 sums[k] = sums.get(k, 0.0) + v.sum().item()
                 counts[k] = counts.get(k, 0) + v.numel()
-    return {k: sums[k] / max(counts[k], 1) for k in sums}
+    return sums, counts
 
 
 class Engine:
     def __init__(self, model, cfg: TrainConfig, out_dir: str | Path, total_steps: int,
                  extra_params: list | None = None, accelerator=None):
-        from accelerate import Accelerator
         self.cfg = cfg
         self.out = Path(out_dir)
-        self.acc = accelerator or Accelerator(mixed_precision="no")
+        self.acc = accelerator or make_accelerator("no")
         self.total_steps = total_steps
         self.extra_params = list(extra_params or [])
         params = [p for p in model.parameters() if p.requires_grad] + self.extra_params
@@ -112,22 +138,30 @@ class Engine:
         self.step = 0
         self.nonfinite_in_row = 0
         self.nonfinite_total = 0
-        self.stop_requested = False
+        self.stop_requested = False  # set by optimizer_step on every process at once
+        self.signal_received = False  # this process got SIGINT/SIGTERM
         self.last_checkpoint: Path | None = None
 
     # --- signals -----------------------------------------------------------------------------
     def install_signal_handlers(self):
         """SIGINT/SIGTERM finish the current step, save a checkpoint, and exit cleanly."""
         def handler(signum, frame):
-            if self.stop_requested:  # second signal: give up immediately
+            if self.signal_received:  # second signal: give up immediately
                 raise KeyboardInterrupt
-            self.stop_requested = True
+            self.signal_received = True
             print(f"\nsignal {signum}: saving a checkpoint after this step, then stopping")
+        self._old_handlers = {}
         for s in (signal.SIGINT, signal.SIGTERM):
             try:
-                signal.signal(s, handler)
+                self._old_handlers[s] = signal.signal(s, handler)
             except ValueError:  # not in the main thread
                 pass
+
+    def restore_signal_handlers(self):
+        """Put back what was there before (the caller may be a long-lived process, e.g. pytest)."""
+        for s, old in getattr(self, "_old_handlers", {}).items():
+            signal.signal(s, old)
+        self._old_handlers = {}
 
     # --- one optimizer step ------------------------------------------------------------------
     def optimizer_step(self, micro_batches: list, compute) -> dict:
@@ -148,10 +182,21 @@ class Engine:
             total_w += w.detach().double().sum().cpu()
             loss_sum += total.detach().double().cpu()
             parts.append(({"loss": out.loss.detach(), **out.metrics}, len(out.loss)))
-        # global normaliser over processes: DDP averages gradients, so scale by world / W_global
-        stats = torch.stack([total_w, loss_sum]).to(self.acc.device)
-        stats = self.acc.reduce(stats, reduction="sum").cpu()
-        w_global, loss_global = stats[0].item(), stats[1].item()
+        # global normaliser over processes: DDP averages gradients, so scale by world / W_global.
+        # The same reduction carries the metrics' sums and counts, and the stop flag, so that every
+        # process logs the global means and stops after the same step (a signal may reach one
+        # process a step later than another).
+        sums, counts = _metric_sums(parts)
+        keys = sorted(sums)
+        flag = float(self.signal_received or self.stop_requested)
+        stats = torch.tensor([total_w.item(), loss_sum.item(), flag] + [sums[k] for k in keys]
+                             + [float(counts[k]) for k in keys], dtype=torch.float64)
+        stats = self.acc.reduce(stats.to(self.acc.device), reduction="sum").cpu().tolist()
+        w_global, loss_global = stats[0], stats[1]
+        if stats[2] > 0:
+            self.stop_requested = True
+        n = len(keys)
+        metrics = {k: s / max(c, 1) for k, s, c in zip(keys, stats[3: 3 + n], stats[3 + n:])}
         scale = self.acc.num_processes / max(w_global, 1e-12)
         for p in self.params:
             if p.grad is not None:
@@ -163,7 +208,6 @@ class Engine:
             norms = [p.grad.detach().float().norm() for p in self.params if p.grad is not None]
             grad_norm = torch.stack(norms).norm() if norms else grad_norm
         loss_value = loss_global / max(w_global, 1e-12)
-        metrics = _mean_metrics(parts)
         metrics.update(loss=loss_value, grad_norm=float(grad_norm), lr=self.sched.get_last_lr()[0])
         if not (math.isfinite(loss_value) and math.isfinite(float(grad_norm))):
             self.opt.zero_grad(set_to_none=True)
@@ -201,13 +245,17 @@ class Engine:
                        tmp / "trainer_state.pt")
             state = {"step": self.step, "nonfinite_total": self.nonfinite_total, **extra_state}
             (tmp / "state.json").write_text(json.dumps(state, indent=1))
-            with open(tmp / "state.json", "rb+") as f:
-                os.fsync(f.fileno())
+            for f in tmp.iterdir():  # on disk before the rename makes the checkpoint visible
+                with open(f, "rb+") as fh:
+                    os.fsync(fh.fileno())
             if final.exists():
                 shutil.rmtree(final)
             os.replace(tmp, final)
-            for old in sorted(ckdir.glob("step-*"))[: -self.cfg.keep_checkpoints or None]:
-                shutil.rmtree(old, ignore_errors=True)
+            for stale in ckdir.glob(".tmp-step-*"):  # left by a run killed while saving
+                shutil.rmtree(stale, ignore_errors=True)
+            if self.cfg.keep_checkpoints > 0:  # 0 keeps them all
+                for old in sorted(ckdir.glob("step-*"))[: -self.cfg.keep_checkpoints]:
+                    shutil.rmtree(old, ignore_errors=True)
         self.acc.wait_for_everyone()
         self.last_checkpoint = final
         return final

@@ -16,12 +16,12 @@ import torch
 import yaml
 
 from ..config import to_dict
-from ..errors import AlignkitError
+from ..errors import AlignkitError, ConfigError
 from ..losses.base import LossOutput, LossSpec
 from ..models.loading import LoraSettings, apply_lora, load_causal_lm, load_tokenizer, save_model, unwrap
 from . import refcache
 from .config import TrainConfig
-from .engine import Engine, MetricLog
+from .engine import Engine, MetricLog, make_accelerator
 from .forward import collate, sequence_logps
 from .shapes import shape_for
 
@@ -117,6 +117,10 @@ def evaluate(objective: OfflineObjective, examples: list, bs: int) -> dict:
     return res
 
 
+def _silent(*args, **kwargs):
+    """The log of processes other than the main one."""
+
+
 def _fmt(metrics: dict, keys=("loss", "rewards/accuracy", "rewards/margin", "nll")) -> str:
     return " ".join(f"{k.split('/')[-1]}={metrics[k]:.4f}" for k in keys if k in metrics)
 
@@ -124,19 +128,24 @@ def _fmt(metrics: dict, keys=("loss", "rewards/accuracy", "rewards/margin", "nll
 def train_offline(spec: LossSpec, loss_cfg, cfg: TrainConfig, model_path: str, train_records: list,
                   eval_records: list, output: str, log=print) -> dict:
     """Train `model_path` with `spec`'s loss on records; save an HF model in `output`."""
-    from accelerate import Accelerator
     from tqdm.auto import tqdm
     from ..data.tokenize import Encoder
 
-    acc = Accelerator(mixed_precision="bf16" if cfg.dtype == "bf16" else "no")
     out = Path(output)
+    if not cfg.resume and Engine.newest_checkpoint(out) is not None:
+        # a fresh run would delete its metrics and rotate its checkpoints away: nothing written is lost
+        raise ConfigError(f"{out} holds checkpoints of an earlier run ({Engine.newest_checkpoint(out).name}); "
+                          "pass --resume to continue it, or choose another --output")
+    acc = make_accelerator("bf16" if cfg.dtype == "bf16" else "no")
+    if not acc.is_main_process:
+        log = _silent
     out.mkdir(parents=True, exist_ok=True)
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     torch.manual_seed(cfg.seed)
 
+    model = load_causal_lm(model_path, "fp32", cfg.trust_remote_code)  # checks the folder first
     tok = load_tokenizer(model_path, cfg.trust_remote_code)
-    model = load_causal_lm(model_path, "fp32", cfg.trust_remote_code)
     if cfg.lora_r > 0:
         model = apply_lora(model, LoraSettings(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout,
                                                tuple(cfg.lora_target_modules)))
@@ -206,9 +215,13 @@ def train_offline(spec: LossSpec, loss_cfg, cfg: TrainConfig, model_path: str, t
         missing = unwrap(model).load_state_dict(weights, strict=False)
         del missing
         objective.state = engine.load_trainer_state(resume_ckpt).get("loss_state", {})
+        mlog.truncate_after(engine.step)
         log(f"resumed from {resume_ckpt} at step {engine.step}")
     else:
-        (out / "metrics.jsonl").unlink(missing_ok=True)
+        if cfg.resume:
+            log(f"--resume: no checkpoint in {out / 'checkpoints'}; starting from the beginning")
+        if acc.is_main_process:
+            (out / "metrics.jsonl").unlink(missing_ok=True)
 
     if acc.is_main_process:
         (out / "config.yaml").write_text(yaml.safe_dump(
@@ -225,24 +238,27 @@ def train_offline(spec: LossSpec, loss_cfg, cfg: TrainConfig, model_path: str, t
                disable=not (cfg.progress and acc.is_main_process))
     last = {}
     interrupted = False
-    while engine.step < total:
-        m0 = engine.step * cfg.grad_accum
-        micro = [[train_ex[i] for i in micro_batch_indices(m0 + j, len(train_ex), cfg.batch_size, world, rank, cfg.seed)]
-                 for j in range(cfg.grad_accum)]
-        last = engine.optimizer_step(micro, objective.compute)
-        if engine.step % cfg.log_every == 0 or engine.step == total:
-            mlog.write(engine.step, "train", last)
-        bar.update(engine.step - bar.n)
-        bar.set_postfix_str(_fmt(last))
-        if cfg.eval_every and engine.step % cfg.eval_every == 0 and engine.step < total and eval_ex:
-            ev = evaluate(objective, eval_ex, cfg.batch_size)
-            mlog.write(engine.step, "eval", ev)
-            log(f"eval @ step {engine.step}: {_fmt(ev)}")
-        if (cfg.save_every and engine.step % cfg.save_every == 0) or engine.stop_requested:
-            engine.save_checkpoint(save_trainable, {"loss_state": objective.state})
-        if engine.stop_requested:
-            interrupted = True
-            break
+    try:
+        while engine.step < total:
+            m0 = engine.step * cfg.grad_accum
+            micro = [[train_ex[i] for i in micro_batch_indices(m0 + j, len(train_ex), cfg.batch_size, world, rank, cfg.seed)]
+                     for j in range(cfg.grad_accum)]
+            last = engine.optimizer_step(micro, objective.compute)
+            if engine.step % cfg.log_every == 0 or engine.step == total:
+                mlog.write(engine.step, "train", last)
+            bar.update(engine.step - bar.n)
+            bar.set_postfix_str(_fmt(last))
+            if cfg.eval_every and engine.step % cfg.eval_every == 0 and engine.step < total and eval_ex:
+                ev = evaluate(objective, eval_ex, cfg.batch_size)
+                mlog.write(engine.step, "eval", ev)
+                log(f"eval @ step {engine.step}: {_fmt(ev)}")
+            if (cfg.save_every and engine.step % cfg.save_every == 0) or engine.stop_requested:
+                engine.save_checkpoint(save_trainable, {"loss_state": objective.state})
+            if engine.stop_requested:
+                interrupted = True
+                break
+    finally:
+        engine.restore_signal_handlers()
     bar.close()
     if interrupted:
         log(f"stopped at step {engine.step}/{total}; checkpoint {engine.last_checkpoint}; rerun with --resume to continue")
