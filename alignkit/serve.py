@@ -127,6 +127,7 @@ def make_handler(service: Service, token: str | None, max_request_bytes: int, qu
     class Handler(BaseHTTPRequestHandler):
         server_version = "alignkit"
         protocol_version = "HTTP/1.1"
+        timeout = 60  # seconds a client may stall mid-request before its connection is dropped
 
         def log_message(self, fmt, *args):
             if not quiet:
@@ -149,6 +150,16 @@ def make_handler(service: Service, token: str | None, max_request_bytes: int, qu
             scheme, _, value = given.partition(" ")
             return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token.encode())
 
+        def _discard_body(self):
+            """Read (and drop) an unread body, up to a cap, so that closing the connection does not
+            reset it before the client has read the error."""
+            try:
+                n = int(self.headers.get("Content-Length") or 0)
+                if 0 < n <= max(max_request_bytes, 2**20):
+                    self.rfile.read(n)
+            except (ValueError, OSError):
+                pass
+
         def _body(self) -> dict:
             length = self.headers.get("Content-Length")
             if length is None:
@@ -161,6 +172,7 @@ def make_handler(service: Service, token: str | None, max_request_bytes: int, qu
                 raise BadRequest(400, f"bad Content-Length {length!r}")
             if n > max_request_bytes:
                 raise BadRequest(413, f"request body of {n:,} bytes is over the limit of {max_request_bytes:,}")
+            self.body_read = True
             try:
                 body = json.loads(self.rfile.read(n).decode("utf-8"))
             except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -170,6 +182,7 @@ def make_handler(service: Service, token: str | None, max_request_bytes: int, qu
             return body
 
         def _handle(self, method: str):
+            self.body_read = False
             try:
                 if not self._authorised():
                     raise BadRequest(401, "missing or wrong token: send 'Authorization: Bearer TOKEN'")
@@ -182,7 +195,9 @@ def make_handler(service: Service, token: str | None, max_request_bytes: int, qu
                     raise BadRequest(405, f"{path} takes POST")
                 self._send(200, routes[path](self._body()))
             except BadRequest as e:
-                self.close_connection = True  # a request body may be left unread
+                if not self.body_read:
+                    self._discard_body()
+                self.close_connection = True
                 self._send(e.status, {"error": e.message})
             except Exception as e:  # a failure inside the model or judge: answer, keep serving
                 self._send(500, {"error": f"{type(e).__name__}: {e}".splitlines()[0]})

@@ -1,0 +1,49 @@
+"""One forward pass of a policy (or reference) over collated rollout rows -> per-token log-probs of
+the completion tokens, and on request the last hidden state at the same positions (for a value head
+V(s_t)) and the entropy of pi(. | s_t).
+
+Same layout as `alignkit.train.forward.sequence_logps` (left-padded rows, completions right-aligned,
+the LM head only on the Tc columns that predict completion tokens); it adds the per-position hidden
+states, which that function returns only at the prompt's end.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..train.forward import SeqBatch
+
+
+@dataclass
+class TokenForward:
+    logps: Tensor  # (N, Tc) log pi(y_t | s_t), zero outside comp_mask
+    hidden: Optional[Tensor] = None  # (N, Tc, H) last hidden state at s_t (the column predicting y_t)
+    entropy: Optional[Tensor] = None  # (N, Tc) H(pi(. | s_t)), no grad, zero outside comp_mask
+
+
+def completion_columns(sb: SeqBatch) -> Tensor:
+    """(Tc,) the input columns whose outputs predict the completion tokens."""
+    tc, t = sb.comp_ids.shape[1], sb.input_ids.shape[1]
+    return torch.arange(t - tc - 1, t - 1, device=sb.input_ids.device)
+
+
+def token_forward(model, sb: SeqBatch, want_hidden: bool = False, want_entropy: bool = False) -> TokenForward:
+    keep = completion_columns(sb)
+    out = model(input_ids=sb.input_ids, attention_mask=sb.attention_mask, position_ids=sb.position_ids,
+                logits_to_keep=keep, use_cache=False, output_hidden_states=want_hidden)
+    logits = out.logits.float()  # (N, Tc, V)
+    n, tc, v = logits.shape
+    mask = sb.comp_mask
+    logps = -F.cross_entropy(logits.reshape(-1, v), sb.comp_ids.reshape(-1), reduction="none").view(n, tc)
+    logps = logps * mask
+    hidden = out.hidden_states[-1][:, keep].float() if want_hidden else None  # (N, Tc, H)
+    entropy = None
+    if want_entropy:
+        with torch.no_grad():
+            logp_all = torch.log_softmax(logits.detach(), -1)
+            entropy = -(logp_all.exp() * logp_all).sum(-1) * mask  # (N, Tc)
+    return TokenForward(logps, hidden, entropy)

@@ -1,0 +1,289 @@
+"""The online loop: prompts -> rollouts -> scores (a judge) -> advantages -> policy updates.
+
+One loop for every online RL method. A method is an `RLMethod`: an advantage estimator (which also
+places the KL penalty in the reward when the method puts it there) plus a policy loss (which holds
+the KL when the method puts it in the loss), and two capability flags (a value function; a greedy
+baseline). Nothing here branches on a method's name.
+
+Each iteration: take `prompts_per_step` prompts (a seeded pass over the data, a pure function of
+the iteration, so --resume sees the same prompts), sample `num_samples` completions for each, score
+them, compute advantages once, then run `ppo_epochs` passes over the batch, each split into
+`num_minibatches` optimizer steps of micro-batches of `batch_size` rows on the Engine. One row of
+metrics.jsonl per iteration (`step` = iteration); a reward-vs-KL plot beside it at the end.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+
+from ..config import to_dict
+from ..errors import ConfigError
+from ..models.loading import LoraSettings, apply_lora, load_causal_lm, load_tokenizer, save_model, unwrap
+from ..train.config import TrainConfig
+from ..train.engine import Engine, MetricLog, make_accelerator
+from ..train.forward import collate
+from ..train.offline import micro_batch_indices
+from . import ptx
+from .evaluate import evaluate_policy, rollout_stats
+from .forward import token_forward
+from .judges import judge_for
+from .kl import ESTIMATORS, sequence_kl
+from .plots import plot_reward_vs_kl
+from .policy_losses import AdaptiveKLController, FixedKLController
+from .rollout import collect_rollout, make_generator
+from .types import Advantages, PolicyInput, RLMethod, Rollout
+from .value import SeparateValueModel, SharedValueHead
+
+
+@dataclass
+class RLMicroBatch:
+    rows: list  # rollout row indices
+
+
+def read_prompt_data(data, cfg: TrainConfig, mcfg, log) -> tuple:
+    """-> (train prompts, eval prompts). data: a path (any file with a `prompt` field, or any
+    feedback file), a list of prompts or records, or None for the bundled task's prompts."""
+    from ..data.prompts import read_prompts
+    if data is None:
+        try:
+            from ..world.prompts import task_prompts
+        except ImportError:
+            raise ConfigError("pass --data PROMPTS.jsonl (rows with a `prompt` field); "
+                              "the bundled task's prompts are not available in this build")
+        prompts = task_prompts()
+    elif isinstance(data, (str, Path)):
+        prompts = read_prompts(str(data))
+    else:
+        prompts = [getattr(p, "prompt", p) for p in data]
+    if mcfg.max_prompts:
+        prompts = prompts[: mcfg.max_prompts]
+    if not prompts:
+        raise ConfigError("no prompts to train on")
+    if cfg.eval_data:
+        return prompts, read_prompts(cfg.eval_data)
+    n_eval = round(cfg.eval_fraction * len(prompts)) if len(prompts) > 1 else 0
+    if cfg.eval_fraction > 0:
+        n_eval = min(max(n_eval, 1), len(prompts) - 1)
+    order = list(range(len(prompts)))
+    random.Random(cfg.seed).shuffle(order)
+    held = set(order[:n_eval])
+    log(f"prompts: {len(prompts) - n_eval} for training, {n_eval} held out")
+    return [p for i, p in enumerate(prompts) if i not in held], [p for i, p in enumerate(prompts) if i in held]
+
+
+def _check(method: RLMethod, mcfg):
+    if mcfg.num_samples < method.min_samples:
+        raise ConfigError(f"{method.name} needs num_samples >= {method.min_samples} (got {mcfg.num_samples})")
+    if mcfg.kl_estimator not in ESTIMATORS:
+        raise ConfigError(f"kl_estimator must be one of {', '.join(ESTIMATORS)}, not {mcfg.kl_estimator!r}")
+    if mcfg.ppo_epochs < 1 or mcfg.num_minibatches < 1 or mcfg.prompts_per_step < 1:
+        raise ConfigError("ppo_epochs, num_minibatches and prompts_per_step must be >= 1")
+    if mcfg.prompts_per_step * mcfg.num_samples < mcfg.num_minibatches:
+        raise ConfigError("num_minibatches exceeds the rollout batch (prompts_per_step x num_samples)")
+
+
+class RLObjective:
+    """compute(micro-batch) -> LossOutput for the engine: RL rows of the current rollout, or
+    demonstration rows (PPO-ptx), which run after the step's RL rows."""
+
+    def __init__(self, method, mcfg, model, value_fn, pad_id, kl_ctl):
+        self.method, self.mcfg, self.model, self.value_fn = method, mcfg, model, value_fn
+        self.pad_id, self.kl_ctl = pad_id, kl_ctl
+        self.rollout: Rollout | None = None
+        self.adv: Advantages | None = None
+        self.step_weight = 0.0  # RL weight seen so far in the current optimizer step
+
+    def compute(self, mb):
+        if isinstance(mb, ptx.PtxMicroBatch):
+            return ptx.ptx_loss(self.model, mb, self.pad_id, self.mcfg.ptx_coef, self.step_weight)
+        ro, adv = self.rollout, self.adv
+        device = next(self.model.parameters()).device
+        sb = collate([ro.seqs[i] for i in mb.rows], self.pad_id).to(device)
+        tc = sb.comp_ids.shape[1]
+
+        def rows(x):  # (B, T) rollout tensor -> this micro-batch's (N, tc) (completions are right-aligned)
+            return None if x is None else x[mb.rows][:, x.shape[1] - tc:].to(device)
+
+        shared = self.value_fn is not None and self.value_fn.uses_policy_hidden
+        fw = token_forward(self.model, sb, want_hidden=shared)
+        values = self.value_fn(sb, fw.hidden) if self.value_fn is not None else None
+        inp = PolicyInput(fw.logps, rows(ro.old_logps), sb.comp_mask, rows(adv.advantages),
+                          ref_logps=rows(ro.ref_logps), returns=rows(adv.returns), values=values,
+                          old_values=rows(ro.values), max_new_tokens=self.mcfg.max_new_tokens)
+        out = self.method.loss(inp, self.mcfg, self.kl_ctl.value)
+        self.step_weight += float(out.weight.detach().sum())
+        return out
+
+
+def _mean_metrics(rows: list) -> dict:
+    keys = {k for r in rows for k in r if isinstance(r[k], (int, float))}
+    return {k: sum(r[k] for r in rows if k in r) / sum(1 for r in rows if k in r) for k in sorted(keys)}
+
+
+def train_rl(method: RLMethod, cfg: TrainConfig, mcfg, model_path: str, data, output: str, log=print,
+             judge=None) -> dict:
+    """Train `model_path` online with `method`; save an HF model, metrics.jsonl and reward_vs_kl.png
+    in `output`. `judge` (a Judge) overrides mcfg.reward (the Python API's way to pass any scorer)."""
+    from ..data.tokenize import Encoder
+    _check(method, mcfg)
+    out = Path(output)
+    if not cfg.resume and Engine.newest_checkpoint(out) is not None:
+        raise ConfigError(f"{out} holds checkpoints of an earlier run ({Engine.newest_checkpoint(out).name}); "
+                          "pass --resume to continue it, or choose another --output")
+    acc = make_accelerator("bf16" if cfg.dtype == "bf16" else "no")
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    torch.manual_seed(cfg.seed)
+    judge = judge_for(judge if judge is not None else mcfg.reward)
+    true_judge = judge_for(mcfg.eval_reward) if mcfg.eval_reward else None
+    train_prompts, eval_prompts = read_prompt_data(data, cfg, mcfg, log)
+
+    model = load_causal_lm(model_path, "fp32", cfg.trust_remote_code)
+    tok = load_tokenizer(model_path, cfg.trust_remote_code)
+    if cfg.lora_r > 0:
+        model = apply_lora(model, LoraSettings(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout,
+                                               tuple(cfg.lora_target_modules)))
+    model.to(acc.device)
+    model.eval()  # dropout off for the whole run (methods.md 2.1 pitfalls); gradients still flow
+    encoder = Encoder(tok, cfg.max_length, cfg.max_prompt_length or None)
+    budget = max(1, cfg.max_length - mcfg.max_new_tokens)
+
+    def ids_of(prompts):
+        return [encoder.prompt_ids(p)[-budget:] for p in prompts]
+    train_ids, eval_ids = ids_of(train_prompts), ids_of(eval_prompts)
+
+    # the reference: none (reference-free), the adapter-disabled policy (LoRA), or a frozen copy
+    if mcfg.reference_free:
+        reference = None
+    elif cfg.lora_r > 0 and not cfg.ref:
+        reference = model
+    else:
+        reference = load_causal_lm(cfg.ref or model_path, "fp32", cfg.trust_remote_code).to(acc.device).eval()
+        reference.requires_grad_(False)
+    value_fn = None
+    if method.needs_value:
+        value_fn = (SeparateValueModel(mcfg.value_model, cfg.trust_remote_code) if mcfg.value_model
+                    else SharedValueHead(unwrap(model).config.hidden_size)).to(acc.device)
+    kl_ctl = (AdaptiveKLController(mcfg.kl_coef, mcfg.kl_target, mcfg.kl_horizon) if mcfg.adaptive_kl
+              else FixedKLController(mcfg.kl_coef))
+    if reference is None:
+        kl_ctl = FixedKLController(0.0)
+    demos = ptx.load_demonstrations(mcfg.ptx_data, encoder, log) if getattr(mcfg, "ptx_coef", 0) > 0 else None
+
+    world, rank = acc.num_processes, acc.process_index
+    per_iter = mcfg.ppo_epochs * mcfg.num_minibatches
+    iterations = cfg.max_steps or max(1, math.ceil(cfg.epochs * len(train_prompts) / (mcfg.prompts_per_step * world)))
+    engine = Engine(model, cfg, out, iterations * per_iter,
+                    extra_params=list(value_fn.parameters()) if value_fn is not None else [], accelerator=acc)
+    model = engine.model
+    generator = make_generator(mcfg.generator, model, tok, model_path)
+    objective = RLObjective(method, mcfg, model, value_fn, tok.pad_token_id, kl_ctl)
+    est_state: dict = {}
+
+    def save_trainable(folder: Path):
+        from safetensors.torch import save_file
+        params = {n: p.detach().cpu().contiguous() for n, p in unwrap(model).named_parameters() if p.requires_grad}
+        save_file(params, str(folder / "trainable.safetensors"))
+
+    mlog = MetricLog(out, cfg.report_to, acc.is_main_process, to_dict(cfg))
+    iteration, samples = 0, 0
+    ckpt = Engine.newest_checkpoint(out) if cfg.resume else None
+    if ckpt is not None:
+        from safetensors.torch import load_file
+        unwrap(model).load_state_dict(load_file(str(ckpt / "trainable.safetensors")), strict=False)
+        state = engine.load_trainer_state(ckpt)
+        iteration, samples = state["iteration"], state["samples"]
+        kl_ctl.load_state_dict(state["kl"])
+        est_state = state["estimator_state"]
+        mlog.truncate_after(iteration)
+        log(f"resumed from {ckpt} at iteration {iteration}")
+    elif acc.is_main_process:
+        (out / "metrics.jsonl").unlink(missing_ok=True)
+    if acc.is_main_process:
+        (out / "config.yaml").write_text(yaml.safe_dump(
+            {"method": method.name, "model": model_path, "train": to_dict(cfg),
+             "rl": dataclasses.asdict(mcfg)}, sort_keys=False))
+
+    def evaluate():
+        generator.sync(model)
+        return evaluate_policy(model, reference, tok, generator, eval_prompts, eval_ids, judge, true_judge,
+                               mcfg, cfg.seed + 99991, cfg.batch_size)
+
+    eval_start = {}
+    if iteration == 0 and eval_prompts:
+        eval_start = evaluate()
+        mlog.write(0, "eval", eval_start)
+        log(f"eval @ iteration 0: {_fmt(eval_start)}")
+    engine.install_signal_handlers()
+    last = {}
+    while iteration < iterations:
+        idx = micro_batch_indices(iteration, len(train_prompts), mcfg.prompts_per_step, world, rank, cfg.seed)
+        generator.sync(model)
+        ro = collect_rollout(model, reference, value_fn, tok, generator, [train_prompts[i] for i in idx],
+                             [train_ids[i] for i in idx], judge, mcfg, seed=cfg.seed * 1000003 + iteration,
+                             batch_size=cfg.batch_size, greedy_baseline=method.greedy_baseline)
+        adv = method.advantages(ro, mcfg, kl_ctl.value, est_state)
+        objective.rollout, objective.adv = ro, adv
+        samples += len(ro) * world
+        row = {"iteration": iteration + 1, "samples": samples, "kl_coef": kl_ctl.value, **rollout_stats(ro),
+               **adv.metrics, "advantage_std": adv.advantages[ro.mask > 0].std().item() if ro.mask.sum() > 1 else 0.0}
+        if ro.ref_logps is not None and mcfg.kl_estimator != "k1":
+            row[f"kl_{mcfg.kl_estimator}"] = sequence_kl(ro.old_logps, ro.ref_logps, ro.mask, mcfg.kl_estimator).mean().item()
+        step_rows = []
+        for epoch in range(mcfg.ppo_epochs):
+            g = torch.Generator().manual_seed(cfg.seed * 7919 + iteration * 101 + epoch)
+            perm = torch.randperm(len(ro), generator=g).tolist()
+            for part in range(mcfg.num_minibatches):
+                mini = perm[part * len(ro) // mcfg.num_minibatches:(part + 1) * len(ro) // mcfg.num_minibatches]
+                micro = [RLMicroBatch(mini[i: i + cfg.batch_size]) for i in range(0, len(mini), cfg.batch_size)]
+                if demos is not None:
+                    micro += ptx.ptx_micro_batches(demos, engine.step, mcfg.ptx_batch_size, cfg.batch_size, cfg.seed)
+                objective.step_weight = 0.0
+                step_rows.append(engine.optimizer_step(micro, objective.compute))
+        kl_ctl.update(row.get(f"kl_{mcfg.kl_estimator}", row.get("kl", 0.0)), len(ro) * world)
+        iteration += 1
+        last = {**row, **_mean_metrics(step_rows)}
+        if iteration % cfg.log_every == 0 or iteration == iterations:
+            mlog.write(iteration, "train", last)
+        log(f"iteration {iteration}/{iterations}: {_fmt(last)}")
+        if cfg.eval_every and iteration % cfg.eval_every == 0 and iteration < iterations and eval_prompts:
+            ev = evaluate()
+            mlog.write(iteration, "eval", ev)
+            log(f"eval @ iteration {iteration}: {_fmt(ev)}")
+        if (cfg.save_every and iteration % cfg.save_every == 0) or engine.stop_requested:
+            engine.save_checkpoint(save_trainable, {"iteration": iteration, "samples": samples,
+                                                    "kl": kl_ctl.state_dict(), "estimator_state": est_state})
+        if engine.stop_requested:
+            log(f"stopped at iteration {iteration}/{iterations}; checkpoint {engine.last_checkpoint}; "
+                "rerun with --resume to continue")
+            return {"interrupted": True, "iteration": iteration, "checkpoint": str(engine.last_checkpoint)}
+
+    eval_end = evaluate() if eval_prompts else {}
+    if eval_end:
+        mlog.write(iteration, "eval", eval_end)
+        log(f"eval @ iteration {iteration}: {_fmt(eval_end)}")
+    summary = {"method": method.name, "iterations": iteration, "steps": engine.step, "samples": samples,
+               "skipped_nonfinite": engine.nonfinite_total, "eval_start": eval_start, "eval_end": eval_end,
+               "train_last": last}
+    if acc.is_main_process:
+        save_model(model, tok, out, adapter_only=cfg.save_adapter_only)
+        if value_fn is not None:
+            from safetensors.torch import save_file
+            save_file({k: v.detach().cpu().contiguous() for k, v in value_fn.state_dict().items()},
+                      str(out / "value.safetensors"))
+        summary["plot"] = str(plot_reward_vs_kl(out / "metrics.jsonl", out / "reward_vs_kl.png", method.name))
+        (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    acc.wait_for_everyone()
+    return summary
+
+
+def _fmt(m: dict, keys=("reward", "true_reward", "kl", "length/mean", "eos_rate", "loss")) -> str:
+    return " ".join(f"{k.split('/')[0]}={m[k]:.3f}" for k in keys if k in m)

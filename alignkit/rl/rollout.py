@@ -1,0 +1,158 @@
+"""Rollouts: sample completions for a batch of prompts, score them, and record the per-token
+log-probs of the sampling policy and of the reference in one no-grad pass.
+
+Sampling sits behind the small `Generator` interface (`generate(prompt_ids, cfg, seed)` and
+`sync(policy)`): transformers' `generate` with the KV cache (alignkit/models/generate.py) everywhere,
+or vLLM when it is installed and a GPU is present. Log-probs are always recomputed by a forward of
+the training model at temperature 1 (the policy's own distribution, which the KL and the PPO ratio
+are about), never taken from the sampler.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..models.generate import HFGenerator, SamplingConfig
+from ..train.forward import collate
+from ..train.refcache import reference_mode
+from .forward import token_forward
+from .length import length_controlled
+from .types import Rollout
+
+
+class HFBackend:
+    """transformers' generate on the training model itself: nothing to sync."""
+    name = "hf"
+
+    def __init__(self, model, tokenizer):
+        self.gen = HFGenerator(model, tokenizer)
+
+    def generate(self, prompt_ids: list, cfg: SamplingConfig, seed: int | None = None) -> list:
+        return self.gen.generate(prompt_ids, cfg, seed=seed)
+
+    def sync(self, policy):
+        pass
+
+
+class VLLMBackend:
+    """vLLM in the same process (colocated, as TRL's `vllm_mode="colocate"`); the policy's weights
+    are pushed into it before each rollout. Needs `pip install vllm` and a CUDA GPU."""
+    name = "vllm"
+
+    def __init__(self, model_path: str, tokenizer, gpu_memory_utilization: float = 0.3):
+        import os
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # keep the engine in this process
+        from vllm import LLM
+        self.llm = LLM(model=model_path, gpu_memory_utilization=gpu_memory_utilization,
+                       dtype="float32" if not torch.cuda.is_bf16_supported() else "bfloat16")
+        self.eos = tokenizer.eos_token_id
+
+    def generate(self, prompt_ids: list, cfg: SamplingConfig, seed: int | None = None) -> list:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+        params = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_new_tokens,
+                                seed=seed)
+        outs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompt_ids], params, use_tqdm=False)
+        result = []
+        for o in outs:
+            c = o.outputs[0]
+            ids = list(c.token_ids)
+            if c.finish_reason == "stop" and self.eos is not None and (not ids or ids[-1] != self.eos):
+                ids.append(self.eos)  # stopped on EOS: keep it, as the HF backend does
+            result.append(ids)
+        return result
+
+    def sync(self, policy):
+        m = getattr(policy, "module", policy)
+        if hasattr(m, "peft_config"):
+            import copy
+            m = copy.deepcopy(m).merge_and_unload()
+        runner = self.llm.llm_engine.model_executor.driver_worker.model_runner
+        runner.model.load_weights(m.state_dict().items())
+
+
+def make_generator(kind: str, model, tokenizer, model_path: str):
+    """kind: auto | hf | vllm. auto = vLLM when importable and a GPU is present, else transformers."""
+    from ..errors import ConfigError
+    if kind not in ("auto", "hf", "vllm"):
+        raise ConfigError(f"generator must be auto, hf or vllm, not {kind!r}")
+    if kind in ("auto", "vllm"):
+        try:
+            import vllm  # noqa: F401
+            have = torch.cuda.is_available()
+        except ImportError:
+            have = False
+        if have:
+            return VLLMBackend(model_path, tokenizer)
+        if kind == "vllm":
+            raise ConfigError("generator vllm needs the vllm package and a CUDA GPU; use --generator hf")
+    return HFBackend(model, tokenizer)
+
+
+def _place(dst: torch.Tensor, rows: list, src: torch.Tensor):
+    """Copy a chunk's right-aligned (n, tc) tensor into the last tc columns of dst's rows."""
+    dst[rows, dst.shape[1] - src.shape[1]:] = src.to(dst.dtype).cpu()
+
+
+@torch.no_grad()
+def score_forward(policy, reference, value_fn, seqs: list, pad_id: int, batch_size: int) -> dict:
+    """(B, T) old log-probs, entropies, values (value_fn given) and reference log-probs (reference
+    given; under LoRA the reference is the policy with its adapter disabled) for collated rows."""
+    tc = max(len(c) for _, c in seqs)
+    b = len(seqs)
+    out = {"old_logps": torch.zeros(b, tc), "entropy": torch.zeros(b, tc), "mask": torch.zeros(b, tc)}
+    if reference is not None:
+        out["ref_logps"] = torch.zeros(b, tc)
+    if value_fn is not None:
+        out["values"] = torch.zeros(b, tc)
+    device = next(policy.parameters()).device
+    order = sorted(range(b), key=lambda i: len(seqs[i][0]) + len(seqs[i][1]))  # little padding per chunk
+    for i in range(0, b, batch_size):
+        rows = order[i: i + batch_size]
+        sb = collate([seqs[r] for r in rows], pad_id).to(device)
+        shared = value_fn is not None and value_fn.uses_policy_hidden
+        fw = token_forward(policy, sb, want_hidden=shared, want_entropy=True)
+        _place(out["old_logps"], rows, fw.logps)
+        _place(out["entropy"], rows, fw.entropy)
+        _place(out["mask"], rows, sb.comp_mask)
+        if value_fn is not None:
+            _place(out["values"], rows, value_fn(sb, fw.hidden))
+        if reference is not None:
+            with reference_mode(reference) as ref:
+                _place(out["ref_logps"], rows, token_forward(ref, sb).logps)
+    return out
+
+
+def collect_rollout(policy, reference, value_fn, tokenizer, generator, prompts: list, prompt_ids: list,
+                    judge, cfg, seed: int, batch_size: int, greedy_baseline: bool = False) -> Rollout:
+    """Sample cfg.num_samples completions per prompt (prompt-major rows), score them with the judge,
+    apply length control, and run the no-grad forward. With greedy_baseline, also decode each prompt
+    greedily and score it (ReMax's baseline)."""
+    k = cfg.num_samples
+    eos = tokenizer.eos_token_id
+    sampling = SamplingConfig(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
+                              top_p=cfg.top_p, batch_size=cfg.generation_batch_size)
+    flat_ids = [p for p in prompt_ids for _ in range(k)]
+    flat_prompts = [p for p in prompts for _ in range(k)]
+    group = torch.arange(len(prompts)).repeat_interleave(k)  # (B,)
+    comps = [c or [eos] for c in generator.generate(flat_ids, sampling, seed=seed)]  # never empty
+    ended = torch.tensor([eos is not None and c[-1] == eos for c in comps])
+    texts = tokenizer.batch_decode(comps, skip_special_tokens=True)
+    judge_scores = torch.tensor(judge.score(flat_prompts, texts), dtype=torch.float32)
+    lengths = torch.tensor([float(len(c)) for c in comps])
+    rewards = length_controlled(judge_scores, lengths, ended, cfg)
+    seqs = list(zip(flat_ids, comps))
+    fw = score_forward(policy, reference, value_fn, seqs, tokenizer.pad_token_id, batch_size)
+    baseline = None
+    if greedy_baseline:
+        greedy_cfg = SamplingConfig(max_new_tokens=cfg.max_new_tokens, temperature=0.0,
+                                    batch_size=sampling.batch_size)
+        g = [c or [eos] for c in generator.generate(prompt_ids, greedy_cfg)]
+        g_ended = torch.tensor([eos is not None and c[-1] == eos for c in g])
+        g_scores = torch.tensor(judge.score(prompts, tokenizer.batch_decode(g, skip_special_tokens=True)),
+                                dtype=torch.float32)
+        g_rewards = length_controlled(g_scores, torch.tensor([float(len(c)) for c in g]), g_ended, cfg)
+        baseline = g_rewards[group]  # (B,)
+    return Rollout(prompts=flat_prompts, texts=texts, seqs=seqs, group=group, mask=fw["mask"],
+                   old_logps=fw["old_logps"], ended=ended, judge_scores=judge_scores, rewards=rewards,
+                   ref_logps=fw.get("ref_logps"), values=fw.get("values"), entropy=fw["entropy"],
+                   baseline_rewards=baseline)

@@ -1,0 +1,57 @@
+"""Value functions V(s_t) for PPO: one scalar per completion position (the state before token t).
+
+Two choices (`value_model` in the PPO config):
+- Shared backbone (default, `value_model = ""`): a linear head on the policy's last hidden state,
+  as in TRL's early `AutoModelForCausalLMWithValueHead`. One forward serves policy and value, and the
+  value loss (weighted by vf_coef) also trains the shared backbone.
+- Separate value model (`value_model = DIR`, InstructGPT initialises it from the reward model): a
+  backbone loaded from DIR (any Hugging Face causal-LM or sequence-classification folder; its
+  transformer body is used) plus a fresh linear head, trained by the value loss only.
+Heads start at zero (V = 0), so the first advantages are the discounted rewards themselves.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..train.forward import SeqBatch
+from .forward import completion_columns
+
+
+class SharedValueHead(nn.Module):
+    uses_policy_hidden = True
+
+    def __init__(self, hidden_size: int):
+        super().__init__()
+        self.head = nn.Linear(hidden_size, 1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, sb: SeqBatch, policy_hidden: torch.Tensor) -> torch.Tensor:
+        """policy_hidden: (N, Tc, H) -> values (N, Tc), zero outside the completion mask."""
+        return self.head(policy_hidden).squeeze(-1) * sb.comp_mask
+
+
+class SeparateValueModel(nn.Module):
+    uses_policy_hidden = False
+
+    def __init__(self, path: str, trust_remote_code: bool = False):
+        super().__init__()
+        from transformers import AutoModel
+        from ..errors import ModelLoadError
+        from ..models.loading import _check_folder
+        _check_folder(path)
+        try:
+            self.body = AutoModel.from_pretrained(path, dtype=torch.float32, use_safetensors=True,
+                                                  trust_remote_code=trust_remote_code)
+        except (OSError, ValueError) as e:
+            raise ModelLoadError(f"{path}: cannot load a value model backbone: {e}")
+        self.head = nn.Linear(self.body.config.hidden_size, 1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, sb: SeqBatch, policy_hidden=None) -> torch.Tensor:
+        out = self.body(input_ids=sb.input_ids, attention_mask=sb.attention_mask,
+                        position_ids=sb.position_ids, use_cache=False)
+        h = out.last_hidden_state[:, completion_columns(sb)].float()  # (N, Tc, H)
+        return self.head(h).squeeze(-1) * sb.comp_mask

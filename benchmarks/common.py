@@ -1,0 +1,147 @@
+"""Shared set-up for the side-by-side benchmarks (not part of the test suite).
+
+One model folder and one tokenized data set serve both trainers, so the two sides see the same
+weights, the same token ids and the same batches:
+
+- a byte-level BPE tokenizer (vocab 8192) trained on the hh-rlhf text and a ~5.2M-parameter Llama
+  built from a config (hidden 256, 4 layers, 4 heads, MLP 688, tied embeddings);
+- hh-rlhf pairs as (prompt, chosen, rejected) text. The prompt starts with the BOS token written as
+  text, so alignkit's Encoder (which adds BOS when missing) and TRL (which tokenizes the text as
+  given) build the same ids; pairs whose ids would differ between the two tokenizations, or that
+  would need truncation at max_length (TRL and alignkit truncate differently), are left out and
+  counted, so both sides train on identical sequences;
+- the order of the examples: alignkit's seeded order (`micro_batch_indices`), written out so that
+  TRL, with its sequential sampler, sees the same batches step by step.
+
+Each trainer runs in a fresh subprocess (`run_child`), so its peak RSS is its own.
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+HH = SHARED / "data" / "hh-rlhf" / "harmless-base-sample.jsonl"
+WORK = ROOT / "runs" / "bench"
+VOCAB = 8192
+MODEL_CFG = dict(hidden_size=256, num_layers=4, num_heads=4, intermediate_size=688, max_position_embeddings=1024)
+
+
+def hh_pairs(limit: int | None = None) -> list:
+    """hh-rlhf rows -> [(prompt, chosen, rejected)] with alignkit's HH reader (prompt up to the last
+    shared '\\n\\nAssistant:', completions without their leading space)."""
+    from alignkit.data.readers import read_records
+    recs, _ = read_records(HH, shape="pairwise", on_bad_record="skip", limit=limit)
+    return [(r.prompt, r.chosen, r.rejected) for r in recs]
+
+
+def build_model(work: Path = WORK) -> Path:
+    """Tokenizer + model folder, built once and reused by every run."""
+    from alignkit.models.tiny import TinyLlamaConfig, build_tiny_llama, train_tokenizer
+    out = work / "model"
+    if (out / "model.safetensors").is_file():
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    texts = [t for p, c, r in hh_pairs() for t in (p, c, r)]
+    tok = train_tokenizer(texts, VOCAB)
+    model = build_tiny_llama(tok, TinyLlamaConfig(**MODEL_CFG), seed=0)
+    model.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+    return out
+
+
+def trl_ids(tok, prompt: str, completion: str) -> tuple:
+    """TRL 1.x's text tokenization (DPOTrainer._prepare_dataset): prompt alone and prompt+completion
+    +EOS, the completion starting where the two diverge."""
+    p = tok(prompt)["input_ids"]
+    pc = tok(prompt + completion + tok.eos_token)["input_ids"]
+    n = 0
+    while n < min(len(p), len(pc)) and p[n] == pc[n]:
+        n += 1
+    return pc[:n], pc[n:]
+
+
+def select_pairs(model_dir: Path, n: int, max_length: int, seed: int = 0) -> tuple:
+    """-> (pairs in training order, notes). The first n pairs whose token ids agree between TRL and
+    alignkit and fit in max_length, laid out in alignkit's seeded batch order."""
+    from alignkit.data.tokenize import Encoder
+    from alignkit.models.loading import load_tokenizer
+    tok = load_tokenizer(str(model_dir))
+    enc = Encoder(tok, max_length)
+    bos = tok.bos_token
+    kept, too_long, differ, seen = [], 0, 0, 0
+    for prompt, chosen, rejected in hh_pairs():
+        seen += 1
+        prompt = bos + prompt
+        ok = True
+        for comp in (chosen, rejected):
+            e = enc.encode(prompt, comp)
+            tp, tc = trl_ids(tok, prompt, comp)
+            if e is None or e.truncated or len(tp) + len(tc) > max_length:
+                too_long += 1
+                ok = False
+                break
+            if (e.prompt_ids, e.completion_ids) != (tp, tc):
+                differ += 1
+                ok = False
+                break
+        if ok:
+            kept.append((prompt, chosen, rejected))
+        if len(kept) == n:
+            break
+    if len(kept) < n:
+        raise SystemExit(f"only {len(kept)} usable pairs (wanted {n})")
+    notes = {"pairs_read": seen, "left_out_too_long": too_long, "left_out_tokenization_differs": differ}
+    return kept, notes
+
+
+def alignkit_order(n: int, batch_size: int, steps: int, seed: int) -> list:
+    """The example indices alignkit visits in its first `steps` steps (one process, no accumulation)."""
+    from alignkit.train.offline import micro_batch_indices
+    return [i for m in range(steps) for i in micro_batch_indices(m, n, batch_size, 1, 0, seed)]
+
+
+def peak_rss_mb() -> float:
+    """This process's resident-set high-water mark (VmHWM), in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_child(script: Path, args: list, env_extra: dict | None = None, timeout: int = 1800) -> dict:
+    """Run `python script args` in a fresh process; it prints one JSON line starting 'RESULT '."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+           "TQDM_DISABLE": "1", "PYTHONPATH": str(ROOT), **(env_extra or {})}
+    proc = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True,
+                          env=env, timeout=timeout, cwd=str(ROOT))
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    raise RuntimeError(f"{script.name} {' '.join(args)} failed (exit {proc.returncode}):\n"
+                       f"{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+
+
+def median(xs: list) -> float:
+    return statistics.median(xs)
+
+
+def machine() -> str:
+    import platform
+    import torch
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} "
+            f"({torch.get_num_threads()} threads), Python {platform.python_version()}")

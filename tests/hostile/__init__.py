@@ -1,0 +1,1 @@
+"""Generators of hostile input for the reliability tests (tests/test_reliability_*.py)."""
