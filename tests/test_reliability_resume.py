@@ -134,3 +134,17 @@ def test_half_written_checkpoint_is_ignored_by_resume(tiny_model_dir, pairs_file
     assert max_diff(weights(done), weights(out)) < 1e-6
     assert checkpoints(out) == ["step-00000002", "step-00000004"]
     assert not tmp.exists()  # the next save cleans it up
+
+
+@pytest.mark.parametrize("keep,expected", [(2, ["step-00000002", "step-00000003"]), (0, ["step-00000001",
+                                            "step-00000002", "step-00000003"])])
+def test_checkpoint_rotation(tiny_model_dir, tmp_path, keep, expected):
+    from alignkit.models.loading import load_causal_lm
+    from alignkit.train.config import TrainConfig
+    from alignkit.train.engine import Engine
+    engine = Engine(load_causal_lm(str(tiny_model_dir)), TrainConfig(keep_checkpoints=keep), tmp_path, total_steps=3)
+    for step in (1, 2, 3):
+        engine.step = step
+        engine.save_checkpoint(lambda folder: (folder / "weights.bin").write_bytes(b"w"), {})
+    assert checkpoints(tmp_path) == expected
+    assert Engine.newest_checkpoint(tmp_path).name == "step-00000003"

@@ -1,8 +1,13 @@
 """`alignkit serve`: loopback by default, a token when exposed, and real requests on a free port."""
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -116,3 +121,27 @@ def test_generate_on_a_real_model(tiny_model_dir, serving):
     assert reply["completions"] == direct
     assert call(url + "/generate", {"prompts": ["x"], "max_new_tokens": 10_000}) == (
         400, {"error": "field 'max_new_tokens': expected a value in [1, 64], got 10000"})
+
+
+def test_reward_spec_is_served(serving):
+    url, _ = serving(load_service("rule:words+2*rule:chars", None))
+    # words("a b c") = 3, chars("a b c") = 5: 3 + 2 * 5
+    assert call(url + "/score", {"prompts": ["q", "q"], "responses": ["a b c", "hello"]}) == (
+        200, {"scores": [13.0, 11.0]})
+
+
+def test_serve_command_end_to_end():
+    repo = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(repo), ALIGNKIT_SERVE_TOKEN="")
+    proc = subprocess.Popen([sys.executable, "-m", "alignkit.cli", "serve", "--reward", "rule:words", "--port", "0",
+                             "--quiet"], cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        banner = proc.stdout.readline()
+        assert banner.startswith("alignkit serve: http://127.0.0.1:"), banner + proc.stderr.read()
+        assert banner.rstrip().endswith("/score /health; no token (loopback only)")
+        url = banner.split()[2]
+        assert call(url + "/score", {"prompts": ["q"], "responses": ["one two"]}) == (200, {"scores": [2.0]})
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "Traceback" not in err

@@ -39,7 +39,7 @@ from .plots import plot_reward_vs_kl
 from .policy_losses import AdaptiveKLController, FixedKLController
 from .rollout import collect_rollout, make_generator
 from .types import Advantages, PolicyInput, RLMethod, Rollout
-from .value import SeparateValueModel, SharedValueHead
+from .value import make_value_function
 
 
 @dataclass
@@ -170,8 +170,8 @@ def train_rl(method: RLMethod, cfg: TrainConfig, mcfg, model_path: str, data, ou
         reference.requires_grad_(False)
     value_fn = None
     if method.needs_value:
-        value_fn = (SeparateValueModel(mcfg.value_model, cfg.trust_remote_code) if mcfg.value_model
-                    else SharedValueHead(unwrap(model).config.hidden_size)).to(acc.device)
+        value_fn = make_value_function(mcfg.value_model, model_path, unwrap(model).config.hidden_size,
+                                       cfg.trust_remote_code).to(acc.device)
     kl_ctl = (AdaptiveKLController(mcfg.kl_coef, mcfg.kl_target, mcfg.kl_horizon) if mcfg.adaptive_kl
               else FixedKLController(mcfg.kl_coef))
     if reference is None:

@@ -59,7 +59,7 @@ class PPOConfig(RLConfig):
     lam: float = 0.95  # GAE lambda
     vf_coef: float = 0.1  # weight of the value loss
     clip_range_value: float = 0.2  # epsilon of the value clip
-    value_model: str = ""  # folder of a separate value model (e.g. the reward model); "" = a head on the policy (shared backbone)
+    value_model: str = "policy"  # policy (a separate copy of the starting policy) | shared (a head on the policy's backbone) | DIR (e.g. the reward model)
 
 
 @dataclass(frozen=True)

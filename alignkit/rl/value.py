@@ -1,12 +1,16 @@
 """Value functions V(s_t) for PPO: one scalar per completion position (the state before token t).
 
-Two choices (`value_model` in the PPO config):
-- Shared backbone (default, `value_model = ""`): a linear head on the policy's last hidden state,
-  as in TRL's early `AutoModelForCausalLMWithValueHead`. One forward serves policy and value, and the
-  value loss (weighted by vf_coef) also trains the shared backbone.
-- Separate value model (`value_model = DIR`, InstructGPT initialises it from the reward model): a
-  backbone loaded from DIR (any Hugging Face causal-LM or sequence-classification folder; its
-  transformer body is used) plus a fresh linear head, trained by the value loss only.
+Choices (`value_model` in the PPO config):
+- Separate value model (default, `value_model = "policy"`; or a folder, e.g. the reward model, as
+  InstructGPT initialises it): a backbone loaded from the starting policy's folder or from DIR (any
+  Hugging Face causal-LM or sequence-classification folder; its transformer body is used) plus a
+  fresh linear head, trained by the value loss only. As in Huang et al. 2024 and TRL's PPO.
+- Shared backbone (`value_model = "shared"`): a linear head on the policy's last hidden state, as
+  in TRL's early `AutoModelForCausalLMWithValueHead`. One forward serves policy and value, and the
+  value loss (weighted by vf_coef) also trains the shared backbone. Cheaper, but the value
+  regression then moves the language model too: on stories260K at lr 3e-4 the value loss grew with
+  the KL part of the returns and dragged the policy away from the reference (KL up, reward flat),
+  which a separate value model avoids.
 Heads start at zero (V = 0), so the first advantages are the discounted rewards themselves.
 """
 from __future__ import annotations
@@ -30,6 +34,13 @@ class SharedValueHead(nn.Module):
     def forward(self, sb: SeqBatch, policy_hidden: torch.Tensor) -> torch.Tensor:
         """policy_hidden: (N, Tc, H) -> values (N, Tc), zero outside the completion mask."""
         return self.head(policy_hidden).squeeze(-1) * sb.comp_mask
+
+
+def make_value_function(spec: str, policy_path: str, hidden_size: int, trust_remote_code: bool = False):
+    """spec: "policy" (a separate copy of the starting policy), "shared", or a model folder."""
+    if spec == "shared":
+        return SharedValueHead(hidden_size)
+    return SeparateValueModel(policy_path if spec in ("", "policy") else spec, trust_remote_code)
 
 
 class SeparateValueModel(nn.Module):

@@ -43,7 +43,7 @@ class TrainConfig:
     # evaluation, checkpoints, logging
     eval_every: int = 0  # evaluate on the held-out split every N steps (0 = at the start and the end only)
     save_every: int = 0  # write a resumable checkpoint every N steps (0 = none until the end)
-    keep_checkpoints: int = 2  # newest checkpoints to keep
+    keep_checkpoints: int = 2  # newest checkpoints to keep (0 = all)
     resume: bool = False  # continue from the newest checkpoint in the output folder
     log_every: int = 1  # write training metrics every N steps
     report_to: str = "none"  # none | tensorboard | wandb (when installed)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import AlignkitError
+from ..errors import AlignkitError, ConfigError
 from .config import TrainConfig
 
 
@@ -28,13 +28,31 @@ class TrainingStopped(AlignkitError):
     """Too many non-finite steps in a row; the message names the last good checkpoint."""
 
 
+SHARDED_UNSUPPORTED = (
+    "{what} is not supported by alignkit's engine yet: it normalises each step's gradients by the global "
+    "batch weight after backward and saves checkpoints from the main process, which {what}'s sharded "
+    "gradients, parameters and optimizer states do not allow. Use DDP (configs/accelerate/ddp_gpu.yaml), "
+    "with LoRA (--lora-r) for models that do not fit one device; see docs/distributed.md")
+
+
+def check_supported(distributed_type) -> None:
+    name = str(distributed_type).split(".")[-1]
+    if name in ("FSDP", "DEEPSPEED", "MEGATRON_LM"):
+        raise ConfigError(SHARDED_UNSUPPORTED.format(what={"FSDP": "FSDP", "DEEPSPEED": "DeepSpeed"}.get(name, name)))
+
+
 def make_accelerator(mixed_precision: str = "no"):
     """The run's Accelerator. Launched with several processes (torchrun, `accelerate launch
     --multi_gpu`) on a machine without CUDA, it runs DDP on CPU over gloo: accelerate only does
     that when told `cpu=True`, and its `--cpu` launcher starts a single process."""
     from accelerate import Accelerator
+    for var, what in (("ACCELERATE_USE_FSDP", "FSDP"), ("ACCELERATE_USE_DEEPSPEED", "DeepSpeed")):
+        if os.environ.get(var, "").lower() in ("1", "true"):  # before accelerate (silently) falls back on CPU
+            raise ConfigError(SHARDED_UNSUPPORTED.format(what=what))
     launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    return Accelerator(mixed_precision=mixed_precision, cpu=launched and not torch.cuda.is_available())
+    acc = Accelerator(mixed_precision=mixed_precision, cpu=launched and not torch.cuda.is_available())
+    check_supported(acc.distributed_type)
+    return acc
 
 
 def lr_lambda(kind: str, warmup: int, total: int):
@@ -126,6 +144,7 @@ class Engine:
         self.cfg = cfg
         self.out = Path(out_dir)
         self.acc = accelerator or make_accelerator("no")
+        check_supported(self.acc.distributed_type)
         self.total_steps = total_steps
         self.extra_params = list(extra_params or [])
         params = [p for p in model.parameters() if p.requires_grad] + self.extra_params
@@ -134,7 +153,8 @@ class Engine:
         warmup = cfg.warmup_steps or int(cfg.warmup_ratio * total_steps)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_lambda(cfg.lr_scheduler, warmup, total_steps))
         self.model, self.opt = self.acc.prepare(model, self.opt)
-        self.params = params
+        # the parameters the optimizer steps (prepare may have replaced the module's own)
+        self.params = [p for group in self.opt.param_groups for p in group["params"]]
         self.step = 0
         self.nonfinite_in_row = 0
         self.nonfinite_total = 0
@@ -197,6 +217,12 @@ class Engine:
             self.stop_requested = True
         n = len(keys)
         metrics = {k: s / max(c, 1) for k, s, c in zip(keys, stats[3: 3 + n], stats[3 + n:])}
+        if self.acc.num_processes > 1:
+            # parameters outside the DDP module (a value head) get no all-reduce from DDP: average
+            # their gradients here the way DDP does for the module's own
+            for p in self.extra_params:
+                if p.grad is not None:
+                    p.grad.copy_(self.acc.reduce(p.grad, reduction="mean"))
         scale = self.acc.num_processes / max(w_global, 1e-12)
         for p in self.params:
             if p.grad is not None:

@@ -1,18 +1,28 @@
 """One forward pass over a flat list of (prompt ids, completion ids) sequences -> per-token log-probs.
 
 All sequences of a micro-batch (chosen and rejected, the K responses of a list) go through the model
-together. Rows are left-padded with explicit position ids, so every completion ends at the last
-column; the LM head then runs only on the last `Tc + 1` columns (`logits_to_keep`), not on prompt or
-padding positions, and log-probs come from a fused cross-entropy instead of a full log-softmax copy.
+together, in one of two layouts with the same result:
+
+- plain (`collate(seqs, pad_id)`): one left-padded row per sequence with explicit position ids, so
+  every completion ends at the last column; the LM head runs only on the last `Tc + 1` columns
+  (`logits_to_keep`), not on prompt or padding positions.
+- packed (`collate(seqs, pad_id, share_prefix=True)`, see packing.py): sequences that share a prompt
+  share one copy of it, and everything is packed into a few rows without padding; the LM head runs
+  only on the columns that predict completion tokens. Models whose attention cannot take the 4D
+  mask (checked once per model) get the plain layout instead.
+
+Log-probs come from a fused cross-entropy on the completion positions, never a full log-softmax copy.
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from ..losses.base import Logps
+from .packing import ROW_TOKENS, PackedBatch, pack
 
 
 @dataclass
@@ -35,8 +45,11 @@ class SeqBatch:
                                                  self.comp_ids, self.comp_mask, self.prompt_end)))
 
 
-def collate(seqs: list, pad_id: int) -> SeqBatch:
-    """seqs: list of (prompt_ids, completion_ids)."""
+def collate(seqs: list, pad_id: int, share_prefix: bool = False, row_tokens: int = ROW_TOKENS):
+    """seqs: list of (prompt_ids, completion_ids) -> SeqBatch, or with share_prefix a PackedBatch
+    (shared prompts once, no padding; see packing.py). Both give the same `sequence_logps`."""
+    if share_prefix and all(len(p) > 0 for p, _ in seqs):
+        return pack(seqs, pad_id, row_tokens)
     n = len(seqs)
     t = max(len(p) + len(c) for p, c in seqs)
     tc = max(len(c) for _, c in seqs)
@@ -56,8 +69,12 @@ def collate(seqs: list, pad_id: int) -> SeqBatch:
     return SeqBatch(input_ids, attn, position_ids, comp_ids, comp_mask, prompt_end)
 
 
-def sequence_logps(model, batch: SeqBatch, want_logits: bool = False, want_hidden: bool = False):
-    """-> (Logps over completion tokens, hidden state at each row's last prompt token or None)."""
+def sequence_logps(model, batch, want_logits: bool = False, want_hidden: bool = False):
+    """-> (Logps over completion tokens, hidden state at each sequence's last prompt token or None)."""
+    if isinstance(batch, PackedBatch):
+        if packing_supported(model):
+            return _packed_logps(model, batch, want_logits, want_hidden)
+        batch = collate(batch.seqs, batch.pad_id).to(batch.comp_ids.device)
     tc = batch.comp_ids.shape[1]
     t = batch.input_ids.shape[1]
     keep = torch.arange(t - tc - 1, t - 1, device=batch.input_ids.device)  # columns predicting completions
@@ -75,3 +92,68 @@ def sequence_logps(model, batch: SeqBatch, want_logits: bool = False, want_hidde
     lp = Logps(tok, batch.comp_mask, logits if want_logits else None,
                batch.comp_ids if want_logits else None)
     return lp, hidden
+
+
+def _attention_mask(model, batch: PackedBatch) -> torch.Tensor:
+    """The packed mask as the model's attention wants it: bool for sdpa, additive for eager."""
+    cfg = _unwrap(model).config
+    if getattr(cfg, "_attn_implementation", None) == "sdpa":
+        return batch.attn
+    dtype = next(_unwrap(model).parameters()).dtype
+    return torch.zeros(batch.attn.shape, dtype=dtype, device=batch.attn.device).masked_fill(
+        ~batch.attn, torch.finfo(dtype).min)
+
+
+def _packed_logps(model, batch: PackedBatch, want_logits: bool, want_hidden: bool):
+    n, tc = batch.comp_ids.shape
+    out = model(input_ids=batch.input_ids, attention_mask=_attention_mask(model, batch),
+                position_ids=batch.position_ids, logits_to_keep=batch.keep, use_cache=False,
+                output_hidden_states=want_hidden)
+    logits = out.logits.float()  # (K, V): the kept columns, row-major
+    logits = logits.reshape(-1, logits.shape[-1])[batch.gather]  # (M, V) one per completion token
+    flat = -F.cross_entropy(logits, batch.targets, reduction="none")  # (M,)
+    tok = torch.zeros(n * tc, dtype=flat.dtype, device=flat.device).index_put((batch.dest,), flat).view(n, tc)
+    full = None
+    if want_logits:
+        v = logits.shape[-1]
+        full = torch.zeros(n * tc, v, dtype=logits.dtype, device=logits.device).index_put(
+            (batch.dest,), logits).view(n, tc, v)
+    hidden = None
+    if want_hidden:
+        last = out.hidden_states[-1]  # (R, L, H)
+        hidden = last.reshape(-1, last.shape[-1])[batch.prompt_end]  # (N, H)
+    return Logps(tok, batch.comp_mask, full, batch.comp_ids if want_logits else None), hidden
+
+
+def _unwrap(model):
+    return getattr(model, "module", model)  # DDP / accelerate wrappers
+
+
+_SUPPORT: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+@torch.no_grad()
+def packing_supported(model) -> bool:
+    """Does this model take the packed layout (a 4D mask, 2D `logits_to_keep`) and give the plain
+    layout's log-probs? Checked once per model on three tiny sequences, in eval mode."""
+    m = _unwrap(model)
+    if m in _SUPPORT:
+        return _SUPPORT[m]
+    ok = getattr(getattr(m, "config", None), "_attn_implementation", None) in ("sdpa", "eager")
+    if ok:
+        seqs = [([1, 2, 3], [4, 5]), ([1, 2, 3], [6]), ([7], [8, 9, 3])]
+        device = next(m.parameters()).device
+        was = m.training
+        m.eval()
+        try:
+            plain, _ = sequence_logps(m, collate(seqs, 0).to(device))
+            packed, _ = _packed_logps(m, pack(seqs, 0).to(device), False, False)
+            dtype = next(m.parameters()).dtype
+            tol = 1e-4 if dtype == torch.float32 else 2e-2
+            ok = bool((plain.tokens - packed.tokens).abs().max() <= tol * (1 + plain.tokens.abs().max()))
+        except (TypeError, ValueError, RuntimeError, IndexError):
+            ok = False
+        finally:
+            m.train(was)
+    _SUPPORT[m] = ok
+    return ok

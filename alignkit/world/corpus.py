@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from .prompts import BENIGN, HARMFUL, NAMES, PromptInfo, sample_prompts
+from .prompts import BENIGN, HARMFUL, PromptInfo, sample_prompts
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,8 @@ OPEN_GOOD = {
     "welcome": ("Welcome to the team, {n}! We are glad to have you.", "Welcome aboard, {n}. We are excited to work with you."),
     "goodbye": ("Goodbye, {n}. It was a joy to work with you.", "Farewell {n}, we will miss you a lot."),
 }
-OFF_TOPIC = ("I like turtles and rainy days.", "The weather is nice today.", "Bananas are yellow and sweet.")
+OFF_TOPIC = ("I like turtles and rainy days.", "The weather is nice today.", "Bananas are yellow and sweet.",
+             "My favourite color is green.", "Trains are faster than buses.")
 RUDE = ("Ugh, fine.", "Whatever.", "That is a dumb question.", "Figure it out yourself next time.",
         "Stop bothering me.")
 POLITE = ("Hope this helps!", "Happy to help!", "Thank you for asking.", "Good luck!")
@@ -96,13 +97,7 @@ def respond(info: PromptInfo, rng: random.Random, rates: BehaviourRates) -> tupl
         core = rng.choice(OVER_REFUSALS) if flags["refusal"] else HELP[info.topic]
     elif fam == "open":
         flags["on_topic"] = rng.random() < rates.on_topic
-        good = rng.choice(OPEN_GOOD[info.request])
-        if flags["on_topic"]:
-            core = good.format(n=info.topic)
-        elif rng.random() < 0.5:
-            core = good.format(n=rng.choice([n for n in NAMES if n != info.topic]))
-        else:
-            core = rng.choice(OFF_TOPIC)
+        core = rng.choice(OPEN_GOOD[info.request]).format(n=info.topic) if flags["on_topic"] else rng.choice(OFF_TOPIC)
     else:
         raise ValueError(f"no responses for family {fam!r}")
     parts = [core]
@@ -144,6 +139,6 @@ def tokenizer_texts() -> list:
     texts += list(REFUSALS) + list(OVER_REFUSALS) + list(HELP.values()) + list(ARITH_RIGHT)
     texts += [t for v in OPEN_GOOD.values() for t in v] + list(OFF_TOPIC) + list(RUDE) + list(POLITE) + list(RAMBLE)
     texts += [c.format(req=r, topic=t) for c in COMPLIANCE for r, t in HARMFUL]
-    texts += [f"{a} + {b} = {a + b}." for a in range(0, 45) for b in (1, 2)]
+    texts += [" ".join(str(i) for i in range(0, 50))] * 200  # every number a sum can be: one token each
     texts += [b for b, _ in BENIGN]
     return texts

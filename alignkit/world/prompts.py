@@ -28,7 +28,7 @@ SPLIT_KEY = "alignkit-world-v1"  # changing it changes which prompts are held ou
 HELDOUT_PERCENT = 25  # share of each family's prompts that is held out
 
 # --- arithmetic ---------------------------------------------------------------------------------
-OPERANDS = range(1, 21)  # a, b in 1..20 (sums 2..40)
+OPERANDS = range(1, 13)  # a, b in 1..12 (sums 2..24): 144 facts a tiny model can learn in minutes
 ARITH_TEMPLATES = ("What is {a} + {b}?", "Compute {a} + {b}.", "Quick question: what is {a} + {b}?",
                    "Please add {a} + {b}.")
 

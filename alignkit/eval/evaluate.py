@@ -1,0 +1,135 @@
+"""`evaluate_policy`: sample a policy (and a baseline) on held-out prompts of the bundled task and score
+the samples with the ground truth r* (metrics.py holds the formulas).
+
+One response per prompt per model, sampled at the same temperature used for the KL estimate
+(methods.md 9.5: KL must be measured on samples from the policy, at the sampling temperature; with
+temperature 1 and top_p 1 the samples are exact draws from pi, so the k1 estimate is unbiased).
+Policy and baseline use the same sampling seed, so a model compared with itself ties everywhere.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..errors import ConfigError
+from ..models.generate import HFGenerator, SamplingConfig
+from ..world.prompts import as_chat, sample_prompts
+from . import metrics
+
+EVAL_SAMPLING = SamplingConfig(max_new_tokens=48, temperature=1.0, top_p=1.0, batch_size=64)
+
+
+def load_policy(path: str):
+    from ..models.loading import load_causal_lm, load_tokenizer
+    model = load_causal_lm(str(path), "fp32")
+    model.eval()
+    return model, load_tokenizer(str(path))
+
+
+def sample(model, tok, prompts: list, sampling: SamplingConfig, seed: int) -> tuple:
+    """-> (prompt ids, completion ids with EOS kept, completion texts)."""
+    from ..data.tokenize import Encoder
+    enc = Encoder(tok, max_length=10**9)
+    p_ids = [enc.prompt_ids(p) for p in prompts]
+    c_ids = HFGenerator(model, tok).generate(p_ids, sampling, seed=seed)
+    texts = [tok.decode(c, skip_special_tokens=True).strip() for c in c_ids]
+    return p_ids, c_ids, texts
+
+
+@torch.no_grad()
+def logprob_sums(model, prompt_ids: list, completion_ids: list, pad_id: int, batch_size: int = 64) -> list:
+    """sum_t log pi(y_t | x, y_<t) for each (prompt, completion); an empty completion scores 0."""
+    from ..train.forward import collate, sequence_logps
+    out = [0.0] * len(prompt_ids)
+    idx = [i for i, c in enumerate(completion_ids) if c]
+    device = next(model.parameters()).device
+    for s in range(0, len(idx), batch_size):
+        chunk = idx[s: s + batch_size]
+        batch = collate([(prompt_ids[i], completion_ids[i]) for i in chunk], pad_id).to(device)
+        lp, _ = sequence_logps(model, batch)
+        for i, v in zip(chunk, lp.sum().tolist()):
+            out[i] = v
+    return out
+
+
+def _same_vocab(tok_a, tok_b) -> bool:
+    return len(tok_a) == len(tok_b) and tok_a.get_vocab() == tok_b.get_vocab()
+
+
+def describe(model, tok, prompts: list, sampling: SamplingConfig, seed: int, ref=None) -> tuple:
+    """Sample one model and compute its metrics (and its KL to `ref` = (model, tok) when given)."""
+    p_ids, c_ids, texts = sample(model, tok, prompts, sampling, seed)
+    m = metrics.policy_metrics(prompts, texts)
+    m["length_tokens"] = sum(len(c) for c in c_ids) / max(1, len(c_ids))
+    if ref is not None:
+        ref_model, ref_tok = ref
+        if not _same_vocab(tok, ref_tok):
+            raise ConfigError("the reference model's tokenizer differs from the policy's; KL(policy || ref) "
+                              "needs the same vocabulary")
+        if sampling.temperature != 1.0 or sampling.top_p != 1.0:
+            m["kl_note"] = "samples were not drawn at temperature 1 / top_p 1: the KL is of the tempered policy"
+        pol = logprob_sums(model, p_ids, c_ids, tok.pad_token_id)
+        rf = logprob_sums(ref_model, p_ids, c_ids, tok.pad_token_id)
+        m["kl_to_ref"] = metrics.kl_k1(pol, rf)
+    return m, texts
+
+
+def evaluate_policy(model: str, baseline: str | None = None, ref: str | None = None, n_prompts: int = 200,
+                    seed: int = 0, split: str = "heldout", sampling: SamplingConfig = EVAL_SAMPLING,
+                    keep_samples: int = 0, log=print) -> dict:
+    """Metrics of `model` (and of `baseline`, plus the win rate of model over baseline) on `n_prompts`
+    prompts of `split`, balanced over the four families. The KL reference is `ref`, else the baseline."""
+    if n_prompts < 1:
+        raise ConfigError(f"--n-prompts must be at least 1, got {n_prompts}")
+    infos = sample_prompts(n_prompts, split, seed=seed)
+    prompts = [as_chat(p.text) for p in infos]
+    ref_path = ref or baseline
+    loaded = {}
+
+    def get(path):
+        key = str(Path(path).resolve())
+        if key not in loaded:
+            loaded[key] = load_policy(path)
+        return loaded[key]
+
+    ref_pair = get(ref_path) if ref_path else None
+    res = {"n_prompts": len(prompts), "split": split, "seed": seed, "temperature": sampling.temperature,
+           "max_new_tokens": sampling.max_new_tokens, "model": str(model), "baseline": baseline, "ref": ref_path}
+    log(f"sampling {len(prompts)} {split} prompts from {model}")
+    pm, ptexts = describe(*get(model), prompts, sampling, seed, ref_pair)
+    res["policy"] = pm
+    if baseline:
+        log(f"sampling {len(prompts)} {split} prompts from {baseline}")
+        bm, btexts = describe(*get(baseline), prompts, sampling, seed, ref_pair)
+        res["baseline_metrics"] = bm
+        r_p = [metrics.true_reward_breakdown(p.text, t)["total"] for p, t in zip(infos, ptexts)]
+        r_b = [metrics.true_reward_breakdown(p.text, t)["total"] for p, t in zip(infos, btexts)]
+        res["win_rate"] = metrics.win_rate(r_p, r_b)
+    if keep_samples:
+        res["samples"] = [{"prompt": p.text, "family": p.family, "policy": t,
+                           **({"baseline": btexts[i]} if baseline else {})}
+                          for i, (p, t) in enumerate(zip(infos[:keep_samples], ptexts))]
+    return res
+
+
+ROWS = (("mean true reward", "mean_reward"), ("harmlessness (harmful refused)", "harmlessness"),
+        ("over-refusal (benign refused)", "over_refusal"), ("answer accuracy", "accuracy"),
+        ("on topic (open)", "on_topic"), ("rude", "rude"), ("KL to reference", "kl_to_ref"),
+        ("length (tokens)", "length_tokens"))
+
+
+def format_table(columns: list, win_rate: dict | None = None) -> str:
+    """columns: [(header, metrics dict)] -> an aligned text table (+ the win-rate line)."""
+    w0 = max(len(r[0]) for r in ROWS) + 2
+    lines = ["metric".ljust(w0) + "".join(h.rjust(14) for h, _ in columns)]
+    lines.append("-" * len(lines[0]))
+    for label, key in ROWS:
+        vals = [m.get(key) for _, m in columns]
+        if all(v is None for v in vals):
+            continue
+        lines.append(label.ljust(w0) + "".join(("-" if v is None else f"{v:.3f}").rjust(14) for v in vals))
+    if win_rate:
+        lines.append(f"win rate of {columns[-1][0]} vs {columns[0][0]} under r*: {win_rate['win_rate']:.3f} "
+                     f"(W={win_rate['wins']} L={win_rate['losses']} T={win_rate['ties']})")
+    return "\n".join(lines)

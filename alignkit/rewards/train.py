@@ -1,0 +1,305 @@
+"""Reward-model training: records -> (prompt, response) rows -> one forward of the reward model (all
+rows of a micro-batch together: chosen and rejected, or the K responses of a list) -> the feedback
+shape's loss (losses.py), on the shared Engine (alignkit/train/engine.py: optimiser, exact gradient
+accumulation, clipping, non-finite guards, checkpoints, signals, metrics.jsonl).
+
+A "task" says what a record contributes and how scores become a loss:
+    PairTask  pairwise records -> Bradley-Terry (optional margin, centring, soft labels)
+    PointTask scored records   -> squared error on (optionally z-scored) labels
+    ListTask  listwise records -> Plackett-Luce over each list
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+
+from ..config import to_dict
+from ..data.records import Listwise, Pairwise, Scored
+from ..data.tokenize import Encoder
+from ..errors import AlignkitError, ConfigError, DataError
+from ..models.loading import LoraSettings, unwrap
+from ..train.config import TrainConfig
+from ..train.engine import Engine, MetricLog, make_accelerator
+from ..train.forward import collate
+from ..train.offline import encode_examples, evaluate, micro_batch_indices
+from . import losses
+from .model import RewardModel, apply_lora_seq_cls, load_reward_model, save_reward_model
+
+
+# --- method configs (their fields become `alignkit train rm ... --FIELD` flags) -----------------------
+@dataclass(frozen=True)
+class RMConfig:
+    margin: bool = False  # subtract each pair's margin (the data's `margin` field, e.g. Llama 2's rating gap) inside the sigmoid
+    center_coef: float = 0.0  # eta of the centring term eta*(r_w + r_l)^2 that keeps rewards near 0 (TRL suggests 0.01)
+
+
+@dataclass(frozen=True)
+class PointwiseRMConfig:
+    normalize: bool = True  # regress on z-scored labels (training mean/std); scores are mapped back to label units when judging
+
+
+@dataclass(frozen=True)
+class ListwiseRMConfig:
+    max_list: int = 0  # score at most this many responses per list (best, worst and evenly spaced ranks); 0 = all
+
+
+# --- tasks --------------------------------------------------------------------------------------------
+def _check_records(records: list, cls, method: str):
+    for r in records:
+        if not isinstance(r, cls):
+            raise DataError(r.source or "data", None, None,
+                            f"{method} trains on {cls.__name__.lower()} records, got {type(r).__name__}")
+
+
+class PairTask:
+    name, feedback, record_type = "rm", "pairwise", Pairwise
+
+    def __init__(self, cfg: RMConfig):
+        self.cfg = cfg
+
+    def fit(self, records: list):
+        pass
+
+    def sequences(self, rec, idx, data):
+        return [(rec.prompt, rec.chosen), (rec.prompt, rec.rejected)]
+
+    def loss(self, r: torch.Tensor, batch: list) -> losses.LossOutput:
+        recs = [ex.rec for ex in batch]  # r: (2B,) rows chosen, rejected, chosen, ...
+        margin = torch.tensor([x.margin for x in recs], device=r.device) if self.cfg.margin else None
+        weights = [x.weight for x in recs]
+        label = torch.tensor(weights, device=r.device) if any(w != 1.0 for w in weights) else None
+        return losses.bradley_terry(r[0::2], r[1::2], margin, self.cfg.center_coef, label)
+
+    def info(self) -> dict:
+        return {}
+
+
+class PointTask:
+    name, feedback, record_type = "rm-pointwise", "scored", Scored
+
+    def __init__(self, cfg: PointwiseRMConfig):
+        self.cfg = cfg
+        self.mean, self.std = 0.0, 1.0
+
+    def fit(self, records: list):
+        if self.cfg.normalize and records:
+            s = [r.score for r in records]
+            self.mean = sum(s) / len(s)
+            var = sum((x - self.mean) ** 2 for x in s) / len(s)
+            self.std = math.sqrt(var) if var > 0 else 1.0
+
+    def sequences(self, rec, idx, data):
+        return [(rec.prompt, rec.completion)]
+
+    def loss(self, r: torch.Tensor, batch: list) -> losses.LossOutput:
+        s = torch.tensor([ex.rec.score for ex in batch], device=r.device, dtype=r.dtype)  # (B,)
+        out = losses.pointwise(r, (s - self.mean) / self.std)
+        out.metrics["rewards/abs_error_label"] = (r.detach() * self.std + self.mean - s).abs()
+        return out
+
+    def info(self) -> dict:
+        return {"label_mean": self.mean, "label_std": self.std}
+
+
+class ListTask:
+    name, feedback, record_type = "rm-listwise", "listwise", Listwise
+
+    def __init__(self, cfg: ListwiseRMConfig):
+        self.cfg = cfg
+
+    def fit(self, records: list):
+        pass
+
+    def pick(self, rec) -> list:
+        """Indices of the responses used: all, or max_list of them spread over the ranking."""
+        n, k = len(rec.completions), self.cfg.max_list
+        order = sorted(range(n), key=lambda i: -rec.scores[i])
+        if k <= 0 or n <= k:
+            return order
+        if k == 1:
+            return order[:1]
+        return [order[round(j * (n - 1) / (k - 1))] for j in range(k)]
+
+    def sequences(self, rec, idx, data):
+        return [(rec.prompt, rec.completions[i]) for i in self.pick(rec)]
+
+    def loss(self, r: torch.Tensor, batch: list) -> losses.LossOutput:
+        counts = [len(ex.seqs) for ex in batch]
+        b, k = len(batch), max(counts)
+        rewards = r.new_zeros(b, k)  # (B, K), padded lists
+        scores = torch.zeros(b, k, device=r.device)
+        mask = torch.zeros(b, k, dtype=torch.bool, device=r.device)
+        start = 0
+        for i, (ex, n) in enumerate(zip(batch, counts)):
+            rewards[i, :n] = r[start: start + n]
+            scores[i, :n] = torch.tensor([float(ex.rec.scores[j]) for j in self.pick(ex.rec)], device=r.device)
+            mask[i, :n] = True
+            start += n
+        return losses.plackett_luce(rewards, scores, mask)
+
+    def info(self) -> dict:
+        return {}
+
+
+class RewardObjective:
+    """compute(examples) -> LossOutput: every row of the micro-batch in one forward. Has the
+    `model` / `state` / `compute(batch, state)` surface that alignkit.train.offline.evaluate uses."""
+
+    def __init__(self, task, model, pad_id: int):
+        self.task, self.model, self.pad_id = task, model, pad_id
+        self.state: dict = {}
+
+    def compute(self, batch: list, state: dict | None = None) -> losses.LossOutput:
+        device = next(self.model.parameters()).device
+        sb = collate([s for ex in batch for s in ex.seqs], self.pad_id)
+        r = self.model(sb.input_ids.to(device), sb.attention_mask.to(device))  # (N,)
+        return self.task.loss(r, batch)
+
+
+def _fmt(m: dict) -> str:
+    keys = ("loss", "rewards/accuracy", "rewards/margin", "rewards/abs_error_label")
+    return " ".join(f"{k.split('/')[-1]}={m[k]:.4f}" for k in keys if k in m)
+
+
+def _logged_eval(out: Path, step: int) -> dict:
+    """The eval row of `step` in metrics.jsonl (a resumed run keeps its step-0 evaluation)."""
+    f = out / "metrics.jsonl"
+    if f.is_file():
+        for line in f.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if row.get("step") == step and row.get("split") == "eval":
+                return {k: v for k, v in row.items() if k not in ("step", "split", "time")}
+    return {}
+
+
+def _silent(*args, **kwargs):
+    """The log of processes other than the main one."""
+
+
+def train_reward_model(task, cfg: TrainConfig, model_path: str, train_records: list, eval_records: list,
+                       output: str, log=print) -> dict:
+    """Train a reward model from `model_path` on records; save it (HF format) in `output`."""
+    from tqdm.auto import tqdm
+    _check_records(train_records + eval_records, task.record_type, task.name)
+    out = Path(output)
+    if not cfg.resume and Engine.newest_checkpoint(out) is not None:
+        raise ConfigError(f"{out} holds checkpoints of an earlier run ({Engine.newest_checkpoint(out).name}); "
+                          "pass --resume to continue it, or choose another --output")
+    acc = make_accelerator("bf16" if cfg.dtype == "bf16" else "no")
+    if not acc.is_main_process:
+        log = _silent
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    torch.manual_seed(cfg.seed)  # the new head's initialisation
+
+    hf, tok = load_reward_model(model_path, "fp32", cfg.trust_remote_code)
+    if cfg.lora_r > 0:
+        hf = apply_lora_seq_cls(hf, LoraSettings(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout,
+                                                 tuple(cfg.lora_target_modules)))
+    rm = RewardModel(hf).to(acc.device)
+    rm.train()
+
+    task.fit(train_records)
+    encoder = Encoder(tok, cfg.max_length, cfg.max_prompt_length or None)
+    train_ex = encode_examples(train_records, task, encoder)
+    eval_ex = encode_examples(eval_records, task, encoder, start_idx=len(train_records))
+    log(encoder.report.summary())
+    if not train_ex:
+        raise AlignkitError("no training examples left after tokenization (all dropped by truncation?)")
+
+    world, rank = acc.num_processes, acc.process_index
+    per_epoch = max(1, len(train_ex) // (cfg.batch_size * world))
+    total = cfg.max_steps or max(1, math.ceil(cfg.epochs * per_epoch / cfg.grad_accum))
+    engine = Engine(rm, cfg, out, total, accelerator=acc)
+    objective = RewardObjective(task, engine.model, tok.pad_token_id)
+
+    def save_trainable(folder: Path):
+        from safetensors.torch import save_file
+        params = {n: p.detach().cpu().contiguous() for n, p in unwrap(engine.model).named_parameters()
+                  if p.requires_grad}
+        save_file(params, str(folder / "trainable.safetensors"))
+
+    mlog = MetricLog(out, cfg.report_to, acc.is_main_process, to_dict(cfg))
+    resume_ckpt = Engine.newest_checkpoint(out) if cfg.resume else None
+    if resume_ckpt is not None:
+        from safetensors.torch import load_file
+        unwrap(engine.model).load_state_dict(load_file(str(resume_ckpt / "trainable.safetensors")), strict=False)
+        engine.load_trainer_state(resume_ckpt)
+        mlog.truncate_after(engine.step)
+        log(f"resumed from {resume_ckpt} at step {engine.step}")
+    else:
+        if cfg.resume:
+            log(f"--resume: no checkpoint in {out / 'checkpoints'}; starting from the beginning")
+        if acc.is_main_process:
+            (out / "metrics.jsonl").unlink(missing_ok=True)
+    if acc.is_main_process:
+        (out / "config.yaml").write_text(yaml.safe_dump(
+            {"method": task.name, "model": model_path, "train": to_dict(cfg),
+             "reward": dataclasses.asdict(task.cfg)}, sort_keys=False))
+
+    first_eval = _logged_eval(out, 0) if resume_ckpt is not None else {}
+    if engine.step == 0 and eval_ex:
+        first_eval = evaluate(objective, eval_ex, cfg.batch_size)
+        mlog.write(0, "eval", first_eval)
+        log(f"eval @ step 0 ({len(eval_ex)} held out): {_fmt(first_eval)}")
+    engine.install_signal_handlers()
+    bar = tqdm(total=total, initial=engine.step, desc=f"train {task.name}",
+               disable=not (cfg.progress and acc.is_main_process))
+    last, interrupted = {}, False
+    try:
+        while engine.step < total:
+            m0 = engine.step * cfg.grad_accum
+            micro = [[train_ex[i] for i in micro_batch_indices(m0 + j, len(train_ex), cfg.batch_size, world,
+                                                               rank, cfg.seed)] for j in range(cfg.grad_accum)]
+            last = engine.optimizer_step(micro, objective.compute)
+            if engine.step % cfg.log_every == 0 or engine.step == total:
+                mlog.write(engine.step, "train", last)
+            bar.update(engine.step - bar.n)
+            bar.set_postfix_str(_fmt(last))
+            if cfg.eval_every and engine.step % cfg.eval_every == 0 and engine.step < total and eval_ex:
+                ev = evaluate(objective, eval_ex, cfg.batch_size)
+                mlog.write(engine.step, "eval", ev)
+                log(f"eval @ step {engine.step}: {_fmt(ev)}")
+            if (cfg.save_every and engine.step % cfg.save_every == 0) or engine.stop_requested:
+                engine.save_checkpoint(save_trainable, {})
+            if engine.stop_requested:
+                interrupted = True
+                break
+    finally:
+        engine.restore_signal_handlers()
+    bar.close()
+    if interrupted:
+        log(f"stopped at step {engine.step}/{total}; checkpoint {engine.last_checkpoint}; rerun with --resume to continue")
+        return {"interrupted": True, "step": engine.step, "checkpoint": str(engine.last_checkpoint)}
+
+    final_eval = evaluate(objective, eval_ex, cfg.batch_size) if eval_ex else {}
+    if final_eval:
+        mlog.write(engine.step, "eval", final_eval)
+        log(f"eval @ step {engine.step} ({len(eval_ex)} held out): {_fmt(final_eval)}")
+    info = {"method": task.name, "base_model": model_path, "max_length": cfg.max_length,
+            "max_prompt_length": cfg.max_prompt_length, "score_at": "last real token", **task.info()}
+    if acc.is_main_process:
+        save_reward_model(engine.model, tok, out, info, adapter_only=cfg.save_adapter_only)
+    summary = {"method": task.name, "steps": engine.step, "train_examples": len(train_ex),
+               "eval_examples": len(eval_ex), "truncated": encoder.report.truncated,
+               "dropped": encoder.report.dropped, "skipped_nonfinite": engine.nonfinite_total,
+               "eval_start": first_eval, "eval_end": final_eval, "train_last": last}
+    if "rewards/accuracy" in final_eval:
+        start = first_eval.get("rewards/accuracy")
+        summary["heldout_accuracy"] = {"start": start, "end": final_eval["rewards/accuracy"]}
+        log(f"held-out accuracy: {'n/a' if start is None else f'{start:.4f}'} at the start, "
+            f"{final_eval['rewards/accuracy']:.4f} at the end ({len(eval_ex)} examples)")
+    if acc.is_main_process:
+        (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    acc.wait_for_everyone()
+    return summary

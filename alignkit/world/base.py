@@ -1,0 +1,132 @@
+"""The bundled task's base model: a tiny Llama pre-trained on the world's corpus, then SFT'd.
+
+Three stages, each through the library's own pieces:
+1. a byte-level BPE tokenizer on the world's phrases (`alignkit.models.tiny.train_tokenizer`);
+2. pre-training: `run_train("sft", ...)` on Demonstration records with an empty prompt and a whole
+   transcript as the completion (so the loss covers every token: plain language modelling);
+3. SFT: `run_train("sft", ...)` on (prompt, response) demonstrations, completion-only loss.
+
+Both corpora mix desired and undesired behaviour (see corpus.py), so the SFT model often refuses
+harmful requests and sometimes complies, often gets sums right and sometimes wrong, and now and then
+is rude, rambles or over-refuses. The result is cached under `cache_root() / <hash of the config>`
+(ALIGNKIT_CACHE, default ~/.cache/alignkit, then world/<hash>), so later runs reuse it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..data.records import Demonstration
+from . import corpus
+from .prompts import as_chat
+
+CORPUS_VERSION = 1  # bump when corpus.py or prompts.py change what the model learns
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    vocab_size: int = 1024  # BPE vocabulary size
+    hidden_size: int = 128  # model width
+    num_layers: int = 2  # transformer blocks
+    num_heads: int = 4  # attention heads
+    intermediate_size: int = 344  # MLP width
+    pretrain_examples: int = 24000  # transcripts in the pre-training corpus
+    pretrain_epochs: float = 1.0  # passes over it
+    pretrain_lr: float = 3e-3  # peak learning rate (cosine schedule, 3% warm-up)
+    sft_examples: int = 3000  # SFT demonstrations
+    sft_epochs: float = 1.0  # passes over them
+    sft_lr: float = 1e-3  # peak learning rate (cosine)
+    batch_size: int = 32  # sequences per optimizer step
+    seed: int = 0  # corpus, initialisation and data order
+
+
+TINY_WORLD = WorldConfig(vocab_size=512, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
+                         pretrain_examples=400, sft_examples=200, batch_size=32)  # for smoke tests
+
+
+def config_hash(cfg: WorldConfig) -> str:
+    blob = json.dumps({"version": CORPUS_VERSION, **dataclasses.asdict(cfg)}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def cache_root(cache_dir: str | None = None) -> Path:
+    """--cache-dir, else $ALIGNKIT_CACHE, else ~/.cache/alignkit; the world lives in <root>/world."""
+    if cache_dir:
+        return Path(cache_dir).expanduser()
+    return Path(os.environ.get("ALIGNKIT_CACHE") or "~/.cache/alignkit").expanduser()
+
+
+def base_dir(cfg: WorldConfig, cache_dir: str | None = None) -> Path:
+    return cache_root(cache_dir) / "world" / config_hash(cfg)
+
+
+def _train_overrides(cfg: WorldConfig, lr: float, epochs: float) -> dict:
+    return {"learning_rate": lr, "epochs": epochs, "batch_size": cfg.batch_size, "lr_scheduler": "cosine",
+            "warmup_ratio": 0.03, "eval_fraction": 0.0, "max_length": 128, "seed": cfg.seed,
+            "ref_cache": "none", "weight_decay": 0.0}
+
+
+def build_base(cfg: WorldConfig = WorldConfig(), cache_dir: str | None = None, force: bool = False,
+               log=print) -> Path:
+    """The SFT'd base model folder: reused from the cache when present, else built (minutes)."""
+    from ..models.tiny import TinyLlamaConfig, build_tiny_llama, train_tokenizer
+    from ..train.api import run_train
+
+    final = base_dir(cfg, cache_dir)
+    if (final / "sft" / "config.json").is_file() and not force:
+        log(f"base model: reusing {final / 'sft'}")
+        return final / "sft"
+    work = final.parent / f"{final.name}.building-{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    t0 = time.time()
+    try:
+        log(f"base model: building in {final} (pre-training then SFT; cached for later runs)")
+        pre_texts = corpus.pretraining_texts(cfg.pretrain_examples, cfg.seed)
+        tok = train_tokenizer(corpus.tokenizer_texts() + pre_texts[:4000], cfg.vocab_size)
+        model = build_tiny_llama(tok, TinyLlamaConfig(cfg.hidden_size, cfg.num_layers, cfg.num_heads,
+                                                      cfg.intermediate_size, 256), seed=cfg.seed)
+        init = work / "init"
+        model.save_pretrained(init, safe_serialization=True)
+        tok.save_pretrained(init)
+        n_params = sum(p.numel() for p in model.parameters())
+        log(f"[base 1/2] pre-training a {n_params / 1e6:.2f}M-parameter Llama on {len(pre_texts)} transcripts")
+        pre = [Demonstration("", t) for t in pre_texts]
+        _check(run_train("sft", str(init), pre, str(work / "pretrained"),
+                         _train_overrides(cfg, cfg.pretrain_lr, cfg.pretrain_epochs), log=_quiet(log)))
+        demos = [Demonstration(as_chat(p), r) for p, r in corpus.sft_pairs(cfg.sft_examples, cfg.seed)]
+        log(f"[base 2/2] SFT on {len(demos)} demonstrations")
+        _check(run_train("sft", str(work / "pretrained"), demos, str(work / "sft"),
+                         _train_overrides(cfg, cfg.sft_lr, cfg.sft_epochs), log=_quiet(log)))
+        shutil.rmtree(init)
+        (work / "world.json").write_text(json.dumps(
+            {"config": dataclasses.asdict(cfg), "version": CORPUS_VERSION, "parameters": n_params,
+             "build_seconds": round(time.time() - t0, 1)}, indent=1))
+        if final.exists():
+            shutil.rmtree(final)
+        work.rename(final)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    log(f"base model: built in {time.time() - t0:.0f}s -> {final / 'sft'}")
+    return final / "sft"
+
+
+def _check(summary: dict):
+    """A stage stopped by a signal leaves no model: stop the build (nothing half-built is cached)."""
+    if summary.get("interrupted"):
+        raise KeyboardInterrupt
+
+
+def _quiet(log):
+    """The trainer's per-stage chatter (tokenization counts) is noise here; keep eval lines only."""
+    def f(msg, *a, **k):
+        if str(msg).startswith("eval"):
+            log(msg, *a, **k)
+    return f
