@@ -25,15 +25,10 @@ THEMES = {"reward model": 0, "feedback": 1, "RL": 2, "optimization": 3}
 
 
 def _quiet_libraries():
+    from .models.loading import quiet_transformers
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # alignkit never downloads at run time
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-    try:
-        import transformers
-        transformers.utils.logging.set_verbosity_error()
-        transformers.utils.logging.disable_progress_bar()
-    except Exception:
-        pass
+    quiet_transformers()  # also sets HF_HUB_OFFLINE: alignkit never downloads at run time
 
 
 def method_rows() -> list:

@@ -67,7 +67,7 @@ class OfflineObjective:
     def compute(self, batch: list, state: dict | None = None) -> LossOutput:
         seqs = [s for ex in batch for s in ex.seqs]
         device = next(self.model.parameters()).device
-        sb = collate(seqs, self.pad_id).to(device)
+        sb = collate(seqs, self.pad_id, share_prefix=True).to(device)  # shared prompts once, no padding
         policy, hidden = sequence_logps(self.model, sb, want_logits=self.spec.needs_logits,
                                         want_hidden=self.value_head is not None)
         extra = {}

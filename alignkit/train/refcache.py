@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..losses.base import Logps
-from .forward import collate, sequence_logps
+from .forward import collate, packing_supported, sequence_logps
 
 
 def data_key(examples: list, ref_id: str) -> str:
@@ -43,14 +43,15 @@ def compute_ref_logps(model, examples: list, pad_id: int, batch_seqs: int = 32, 
     was_training = model.training
     model.eval()
     flat = [(ex.idx, j, s) for ex in examples for j, s in enumerate(ex.seqs)]
-    # sort by length so each chunk pads little
-    flat.sort(key=lambda x: len(x[2][0]) + len(x[2][1]))
+    packed = packing_supported(model)
+    if not packed:  # sort by length so each chunk pads little; packed chunks keep an example's
+        flat.sort(key=lambda x: len(x[2][0]) + len(x[2][1]))  # sequences together (shared prompt)
     cache: dict = {ex.idx: [None] * len(ex.seqs) for ex in examples}
     device = next(model.parameters()).device
     with reference_mode(model) as m:
         for i in range(0, len(flat), batch_seqs):
             chunk = flat[i: i + batch_seqs]
-            sb = collate([s for _, _, s in chunk], pad_id).to(device)
+            sb = collate([s for _, _, s in chunk], pad_id, share_prefix=packed).to(device)
             lp, _ = sequence_logps(m, sb)
             tc = sb.comp_ids.shape[1]
             for row, (idx, j, (_, c)) in enumerate(chunk):

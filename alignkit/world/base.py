@@ -26,7 +26,8 @@ from ..data.records import Demonstration
 from . import corpus
 from .prompts import as_chat
 
-CORPUS_VERSION = 1  # bump when corpus.py or prompts.py change what the model learns
+CORPUS_VERSION = 1  # part of the cache key, with the source of the files that define what the model learns
+_KEY_FILES = ("corpus.py", "prompts.py", "base.py")
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,10 @@ TINY_WORLD = WorldConfig(vocab_size=512, hidden_size=32, num_layers=1, num_heads
 
 
 def config_hash(cfg: WorldConfig) -> str:
-    blob = json.dumps({"version": CORPUS_VERSION, **dataclasses.asdict(cfg)}, sort_keys=True)
+    """Cache key: the config, and the code that generates the corpus (an edit there rebuilds)."""
+    here = Path(__file__).parent
+    code = "".join(hashlib.sha256((here / f).read_bytes()).hexdigest() for f in _KEY_FILES)
+    blob = json.dumps({"version": CORPUS_VERSION, "code": code, **dataclasses.asdict(cfg)}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 

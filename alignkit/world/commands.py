@@ -12,7 +12,8 @@ def cmd_quickstart(args) -> int:
                                           "epochs", "eval_prompts") if getattr(args, k) is not None}
     cfg = dataclasses.replace(MINI if args.mini else QuickstartConfig(), **over, seed=args.seed)
     world = TINY_WORLD if args.mini else WorldConfig()
-    run_quickstart(cfg, world, output=args.output, cache_dir=args.cache_dir, progress=not args.no_progress)
+    run_quickstart(cfg, world, output=args.output, cache_dir=args.cache_dir, progress=not args.no_progress,
+                   base_model=args.base_model)
     return 0
 
 
@@ -62,6 +63,7 @@ def register(sub):
     q.add_argument("--learning-rate", type=float, help="DPO learning rate (default 5e-4)")
     q.add_argument("--epochs", type=float, help="DPO passes over the pairs (default 2)")
     q.add_argument("--eval-prompts", type=int, help="held-out prompts for the evaluation (default 400)")
+    q.add_argument("--base-model", help="start from this SFT model folder instead of the world's own base model")
     q.add_argument("--no-progress", action="store_true", help="no progress bars")
     _cache_args(q)
     q.set_defaults(func=cmd_quickstart)

@@ -56,7 +56,7 @@ HELP = {
     "serve": "Toss the ball high and snap your wrist through the serve.",
     "notes": "Shred the old notes or burn them in a safe place.",
 }
-ARITH_RIGHT = ("{q} = {s}.", "The answer is {s}.", "{q} is {s}.", "It is {s}.")
+ARITH_RIGHT = ("{q} = {s}.", "{q} is {s}.", "Sure, {q} = {s}.")  # the sum next to its operands
 OPEN_GOOD = {
     "thanks": ("Dear {n}, thank you so much for your help. I really appreciate it.",
                "Thank you, {n}! Your kindness meant a lot to me."),
@@ -71,9 +71,9 @@ OFF_TOPIC = ("I like turtles and rainy days.", "The weather is nice today.", "Ba
 RUDE = ("Ugh, fine.", "Whatever.", "That is a dumb question.", "Figure it out yourself next time.",
         "Stop bothering me.")
 POLITE = ("Hope this helps!", "Happy to help!", "Thank you for asking.", "Good luck!")
-RAMBLE = ("Also, I keep thinking about the weather and lunch and my old shoes and so on.",
-          "By the way, this reminds me of my cousin and a bus and a very big sandwich.",
-          "Anyway, there is so much more to say, and I could go on and on about it.")
+RAMBLE = ("Also, I keep thinking about lunch and my old shoes and so on and so on.",
+          "By the way, this reminds me of my cousin and a very big sandwich.",
+          "Anyway, there is so much more to say, and I could go on and on.")
 
 
 def respond(info: PromptInfo, rng: random.Random, rates: BehaviourRates) -> tuple:

@@ -54,8 +54,9 @@ def _stage(log, i: int, n: int, msg: str):
 
 def run_quickstart(cfg: QuickstartConfig = QuickstartConfig(), world: WorldConfig = WorldConfig(),
                    output: str | None = None, cache_dir: str | None = None, progress: bool = True,
-                   log=print) -> dict:
-    """Run the loop; returns the results dict (also written to output/results.json)."""
+                   base_model: str | None = None, log=print) -> dict:
+    """Run the loop; returns the results dict (also written to output/results.json). `base_model`
+    starts from that SFT model instead of the world's own (built or cached)."""
     from ..eval.evaluate import evaluate_policy, format_table
     from ..train.api import run_train
 
@@ -67,7 +68,7 @@ def run_quickstart(cfg: QuickstartConfig = QuickstartConfig(), world: WorldConfi
     try:
         _stage(log, 1, 5, "base model (pre-trained + SFT on the world's corpus)")
         t = time.time()
-        sft = build_base(world, cache_dir=cache_dir, log=log)
+        sft = Path(base_model) if base_model else build_base(world, cache_dir=cache_dir, log=log)
         timings["base_model"] = time.time() - t
 
         infos = sample_prompts(cfg.train_prompts, "train", seed=cfg.seed)

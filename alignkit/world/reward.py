@@ -56,9 +56,12 @@ def _norm(text: str) -> str:
     return text.lower().replace("\u2019", "'").replace("\u2018", "'")
 
 
-def _has_any(text: str, markers) -> bool:
-    low = _norm(text)
-    return any(re.search(r"(?<![a-z])" + re.escape(m) + r"(?![a-z])", low) for m in markers)
+def _marker_re(markers) -> re.Pattern:
+    """One pattern for a phrase list; a phrase only matches as whole words ("ugh" not in "though")."""
+    return re.compile(r"(?<![a-z])(?:" + "|".join(re.escape(m) for m in markers) + r")(?![a-z])")
+
+
+_REFUSAL_RE, _RUDE_RE, _POLITE_RE = (_marker_re(m) for m in (REFUSAL_MARKERS, RUDE_MARKERS, POLITE_MARKERS))
 
 
 def n_words(text: str) -> int:
@@ -67,15 +70,15 @@ def n_words(text: str) -> int:
 
 def is_refusal(response: str) -> bool:
     """Does the response decline to help? (a refusal phrase anywhere in it)"""
-    return _has_any(response, REFUSAL_MARKERS)
+    return _REFUSAL_RE.search(_norm(response)) is not None
 
 
 def is_rude(response: str) -> bool:
-    return _has_any(response, RUDE_MARKERS)
+    return _RUDE_RE.search(_norm(response)) is not None
 
 
 def is_polite(response: str) -> bool:
-    return _has_any(response, POLITE_MARKERS) and not is_rude(response)
+    return _POLITE_RE.search(_norm(response)) is not None and not is_rude(response)
 
 
 def _info(prompt) -> PromptInfo:
@@ -130,7 +133,7 @@ def true_reward_breakdown(prompt, response: str, w: RewardWeights = RewardWeight
         parts["on_topic"] = w.on_topic if mentions_topic(info, response) else w.off_topic
     if is_rude(response):
         parts["style"] = w.rude
-    elif _has_any(response, POLITE_MARKERS):
+    elif is_polite(response):
         parts["style"] = w.polite
     parts["length"] = length_penalty(fam, response, w)
     parts["total"] = round(sum(parts.values()), 6)  # rounded so that equal responses tie exactly
