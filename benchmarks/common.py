@@ -145,3 +145,111 @@ def machine() -> str:
         pass
     return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} "
             f"({torch.get_num_threads()} threads), Python {platform.python_version()}")
+
+
+# --- the side-by-side harness ------------------------------------------------------------------------
+def parser(doc: str):
+    import argparse
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds (TRL, alignkit, TRL, ...)")
+    p.add_argument("--steps", type=int, default=12, help="optimizer steps per run")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-length", type=int, default=512)
+    p.add_argument("--threads", type=int, default=0, help="torch threads in each run (0 = torch's default)")
+    p.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="bf16: autocast on both sides")
+    p.add_argument("--only", choices=["trl", "alignkit"], default=None, help="run one side only")
+    p.add_argument("--json", default="", help="also write the figures to this file")
+    p.add_argument("--child", choices=["trl", "alignkit"], default=None, help=argparse.SUPPRESS)
+    p.add_argument("--model", default="", help=argparse.SUPPRESS)
+    p.add_argument("--data", default="", help=argparse.SUPPRESS)
+    p.add_argument("--out", default="", help=argparse.SUPPRESS)
+    return p
+
+
+def clock_engine() -> list:
+    """Record (wall, CPU) time at the end of every alignkit optimizer step: the same clock point as
+    TRL's `on_step_end` callback. Returns the list that fills up."""
+    import time
+    from alignkit.train.engine import Engine
+    times, step = [], Engine.optimizer_step
+
+    def clocked(self, micro_batches, compute):
+        out = step(self, micro_batches, compute)
+        times.append((time.perf_counter(), time.process_time()))
+        return out
+    Engine.optimizer_step = clocked
+    return times
+
+
+def child(a, run):
+    """In the child process: run one trainer, print its figures as one RESULT line."""
+    import shutil
+    import torch
+    shutil.rmtree(a.out, ignore_errors=True)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    load0 = os.getloadavg()[0]
+    res = run(a)
+    t = res.pop("times")
+    items = (len(t) - 1) * a.batch_size
+    res["per_s"] = items / (t[-1][0] - t[0][0])
+    res["per_cpu_s"] = items / (t[-1][1] - t[0][1])  # CPU seconds of this process, all threads
+    res["peak_rss_mb"] = peak_rss_mb()
+    res["load"] = (load0 + os.getloadavg()[0]) / 2
+    res["threads"] = torch.get_num_threads()
+    print("RESULT " + json.dumps(res), flush=True)
+
+
+def compare(script: Path, a, name: str, unit: str = "pairs"):
+    """Alternate TRL and alignkit runs of `script` (fresh processes), print and return the medians."""
+    model = build_model()
+    n = a.steps * a.batch_size
+    kept, notes = select_pairs(model, n, a.max_length)
+    order = alignkit_order(n, a.batch_size, a.steps, seed=0)
+    data = WORK / f"{name}_pairs.json"
+    data.write_text(json.dumps(kept))  # alignkit reads these and shuffles them itself...
+    trl_data = WORK / f"{name}_pairs_trl_order.json"
+    trl_data.write_text(json.dumps([kept[i] for i in order]))  # ...TRL reads them in that order, sequentially
+    print(f"machine: {machine()}")
+    print(f"model: {model} (5.26M parameters), data: {n} hh-rlhf pairs ({notes})")
+    print(f"batch {a.batch_size}, max length {a.max_length}, {a.steps} steps, {a.rounds} alternating rounds, "
+          f"{a.dtype}, threads {a.threads or 'torch default'}")
+    print("timed: end of step 1 -> end of step N (forward, backward, optimizer, logging); not timed: imports, "
+          "loading, tokenization, reference pass, step 1", flush=True)
+    sides = [a.only] if a.only else ["trl", "alignkit"]
+    runs = {s: [] for s in sides}
+    for r in range(a.rounds):
+        for s in sides:
+            args = ["--child", s, "--model", str(model), "--data", str(trl_data if s == "trl" else data),
+                    "--out", str(WORK / f"{name}-{s}"), "--steps", str(a.steps), "--batch-size", str(a.batch_size),
+                    "--max-length", str(a.max_length), "--threads", str(a.threads), "--dtype", a.dtype]
+            res = run_child(script, args)
+            runs[s].append(res)
+            lo = res["losses"]
+            print(f"round {r + 1} {s:8s}: {res['per_s']:.2f} {unit}/s ({res['per_cpu_s']:.2f} per CPU-second, "
+                  f"load {res['load']:.1f}), peak RSS {res['peak_rss_mb']:.0f} MiB, loss step0={lo[0]:.6f} "
+                  f"step1={lo[1]:.6f} step2={lo[2]:.6f}", flush=True)
+    summary = {"benchmark": name, "machine": machine(), "notes": notes, "steps": a.steps,
+               "batch_size": a.batch_size, "max_length": a.max_length, "dtype": a.dtype, "threads": a.threads}
+    for s in sides:
+        summary[s] = {k: median([x[k] for x in runs[s]]) for k in ("per_s", "per_cpu_s", "peak_rss_mb", "load")}
+        summary[s].update(losses=runs[s][0]["losses"], runs=[x["per_s"] for x in runs[s]])
+    print()
+    for s in sides:
+        m = summary[s]
+        print(f"{s:8s}: median {m['per_s']:.2f} {unit}/s ({m['per_cpu_s']:.2f} per CPU-second), "
+              f"peak RSS {m['peak_rss_mb']:.0f} MiB, load average {m['load']:.1f}")
+    if len(sides) == 2:
+        t, k = summary["trl"], summary["alignkit"]
+        summary["ratio"] = k["per_s"] / t["per_s"]
+        summary["cpu_ratio"] = k["per_cpu_s"] / t["per_cpu_s"]
+        diffs = [abs(x - y) for x, y in zip(t["losses"], k["losses"])]
+        summary["loss_diff_step0"], summary["loss_diff_max"] = diffs[0], max(diffs)
+        print(f"alignkit / TRL: {summary['ratio']:.2f}x {unit}/s wall ({summary['cpu_ratio']:.2f}x per CPU-second), "
+              f"peak RSS {k['peak_rss_mb']:.0f} vs {t['peak_rss_mb']:.0f} MiB")
+        print(f"step-0 loss: TRL {t['losses'][0]:.6f}, alignkit {k['losses'][0]:.6f} (|diff| {diffs[0]:.1e}); "
+              f"largest |diff| over all {len(diffs)} steps, after updates too: {max(diffs):.1e}")
+        print("step-0 loss agrees to 1e-4" if diffs[0] < 1e-4 else "STEP-0 LOSS DIFFERS")
+    if a.json:
+        Path(a.json).write_text(json.dumps(summary, indent=1))
+    return summary

@@ -135,3 +135,13 @@ def test_dataclass_configs_do_not_shadow_run_options():
     run = {f.name for f in dataclasses.fields(TrainConfig)}
     for cls in (RMConfig, PointwiseRMConfig, ListwiseRMConfig):
         assert not run & {f.name for f in dataclasses.fields(cls)}
+
+
+def test_encoder_classifiers_pool_themselves():
+    from transformers import BertConfig, BertForSequenceClassification
+    torch.manual_seed(0)
+    m = BertForSequenceClassification(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1,
+                                                 num_attention_heads=2, intermediate_size=32, num_labels=1)).eval()
+    ids, mask = torch.tensor([[2, 5, 7, 0], [2, 9, 0, 0]]), torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]])
+    with torch.no_grad():
+        assert RewardModel(m)(ids, mask).tolist() == pytest.approx(m(input_ids=ids, attention_mask=mask).logits[:, 0].tolist())

@@ -91,3 +91,4 @@ def test_rl_and_online_resolve_specs_through_this_module():
     from alignkit.rl.judges import judge_for
     assert judge_for("truth").score(P, R) == judge_from_spec("truth").score(P, R)
     assert judge_for("rule:contains=maya").score(P, R) == [1.0, 0.0]
+

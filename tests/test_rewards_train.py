@@ -91,3 +91,40 @@ def test_wrong_feedback_shape_is_a_data_error(tiny_model_dir, tmp_path, capsys):
     rc = main(["train", "rm", "--model", str(tiny_model_dir), "--data", str(data), "--output",
                str(tmp_path / "o"), "--progress", "false"])
     assert rc == 2 and "error:" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_eval_preferences_of_a_dpo_policy(tiny_model_dir, tmp_path, capsys):
+    data = write_jsonl(make_pairs(32), tmp_path / "pairs.jsonl")
+    policy = tmp_path / "dpo"
+    assert main(["train", "dpo", "--model", str(tiny_model_dir), "--data", str(data), "--output", str(policy),
+                 "--beta", "0.5", *RUN]) == 0
+    capsys.readouterr()
+    assert main(["eval", "preferences", "--model", str(policy), "--data", str(data), "--eval-fraction", "0.25",
+                 "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    trained = json.loads((policy / "summary.json").read_text())["eval_end"]["rewards/accuracy"]
+    # the same held-out pairs, the same implicit reward beta * (log pi - log pi_ref) as DPO's own metric
+    assert rep["pairs"] == 8 and rep["accuracy"] == pytest.approx(trained)
+    assert rep["judge"] == f"implicit:{policy}"
+
+
+@pytest.mark.slow
+def test_resume_from_a_checkpoint_equals_an_uninterrupted_run(tiny_model_dir, tmp_path):
+    from safetensors.torch import load_file
+    data = write_jsonl(make_pairs(24), tmp_path / "pairs.jsonl")
+    base = ["train", "rm", "--model", str(tiny_model_dir), "--data", str(data), "--batch-size", "4",
+            "--learning-rate", "3e-3", "--lr-scheduler", "constant", "--max-length", "64", "--progress", "false"]
+    assert main(base + ["--output", str(tmp_path / "straight"), "--max-steps", "4"]) == 0
+    assert main(base + ["--output", str(tmp_path / "resumed"), "--max-steps", "2", "--save-every", "2"]) == 0
+    assert main(base + ["--output", str(tmp_path / "resumed"), "--max-steps", "4", "--resume"]) == 0
+    a = load_file(str(tmp_path / "straight" / "model.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-6), k
+    steps = [r["step"] for r in rows(tmp_path / "resumed" / "metrics.jsonl") if r["split"] == "train"]
+    assert steps == [1, 2, 3, 4]
+    s = json.loads((tmp_path / "resumed" / "summary.json").read_text())
+    assert s["heldout_accuracy"]["start"] == json.loads((tmp_path / "straight" / "summary.json").read_text())[
+        "heldout_accuracy"]["start"]

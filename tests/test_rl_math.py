@@ -251,7 +251,7 @@ def test_length_control():
 
 
 def test_lexicon_rule_judge():
-    from alignkit.rl.judges import judge_for
+    from alignkit.rl.judges import judge_for  # resolved by alignkit.rewards.specs
     j = judge_for("rule:positive")
     assert j.score(["", ""], ["She was happy. They loved the fun park!", "The dog ran."]) == [3.0, 0.0]
     assert judge_for("rule:words").score([""], ["a b c"]) == [3.0]

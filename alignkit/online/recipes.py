@@ -78,6 +78,7 @@ def run_rso(cfg, rcfg: RSORecipeConfig, model_path: str, data, output: str, log=
     train, ev = load_split(pairs, cfg, "pairwise", log)
     summary = train_offline(spec, loss_cfg, cfg, model_path, train, ev, output, log)
     summary["rso"] = stats
+    (Path(output) / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
 
 

@@ -143,4 +143,6 @@ def register(subparsers):
     e.add_argument("--against", default=None, help="another judge spec: report agreement (accuracy, Cohen's kappa)")
     _common_eval_args(e)
     e.set_defaults(func=cmd_eval)
+    from .tokens import add_tokens_command  # `rewards tokens` (issue 7)
+    add_tokens_command(sub)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])

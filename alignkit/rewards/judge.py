@@ -10,6 +10,14 @@ from __future__ import annotations
 import math
 
 
+def sigmoid(z: float) -> float:
+    """1 / (1 + e^-z) without overflow for large |z|."""
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
 class Judge:
     name = "judge"
 
@@ -20,7 +28,7 @@ class Judge:
     def compare(self, prompts: list, a: list, b: list) -> list:
         """P(a_i preferred to b_i) for each i."""
         sa, sb = self.score(prompts, a), self.score(prompts, b)
-        return [1.0 / (1.0 + math.exp(-(x - y))) for x, y in zip(sa, sb)]
+        return [sigmoid(x - y) for x, y in zip(sa, sb)]
 
     def rank(self, prompt, responses: list) -> list:
         """Indices of `responses`, best first."""

@@ -56,6 +56,12 @@ def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
     return t - 1 - attention_mask.flip(-1).argmax(-1)
 
 
+def _takes(module, arg: str) -> bool:
+    """Does the module's forward name `arg` (not merely accept **kwargs)?"""
+    import inspect
+    return arg in inspect.signature(module.forward).parameters
+
+
 class RewardModel(torch.nn.Module):
     """r(x, y) for a batch of token rows: forward(input_ids, attention_mask) -> (N,) float rewards.
 
@@ -71,15 +77,32 @@ class RewardModel(torch.nn.Module):
         m = self.hf
         return m.get_base_model() if hasattr(m, "get_base_model") else m
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def packs(self) -> bool:
+        """Does it take packed batches (alignkit/train/packing.py: shared prompts, no padding)?"""
+        from ..train.packing import backbone_packs
+        m = self.inner()
+        return (getattr(m, "score", None) is not None and not m.config.is_encoder_decoder
+                and backbone_packs(getattr(m, m.base_model_prefix)))
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids=None,
+                last=None) -> torch.Tensor:
+        """With `last` given, the rows are a packed batch: attention_mask is its 4D mask, and r is read
+        at the flat indices `last` (N,) of each sequence's last token."""
         m = self.inner()
         head = getattr(m, "score", None)
         if head is None or m.config.is_encoder_decoder:
             return self.hf(input_ids=input_ids, attention_mask=attention_mask).logits[:, 0].float()
         backbone = getattr(m, m.base_model_prefix)
-        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (N, T), pads excluded
-        out = backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                       use_cache=False)
+        if last is not None:
+            hidden = backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                              use_cache=False).last_hidden_state  # (R, L, H)
+            return head(hidden.reshape(-1, hidden.shape[-1])[last]).squeeze(-1).float()  # (N,)
+        kw = {}
+        if _takes(backbone, "position_ids"):  # left padding: positions count real tokens only
+            kw["position_ids"] = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (N, T)
+        if _takes(backbone, "use_cache"):
+            kw["use_cache"] = False
+        out = backbone(input_ids=input_ids, attention_mask=attention_mask, **kw)
         hidden = out.last_hidden_state  # (N, T, H)
         last = last_token_index(attention_mask)  # (N,)
         h = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]  # (N, H)

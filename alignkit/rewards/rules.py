@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import importlib.util
 import math
-import re
 from pathlib import Path
 from typing import Callable
 
@@ -49,14 +48,15 @@ def register_rule_factory(name: str):
 
 POSITIVE = frozenset("""happy happily happier happiest glad joy joyful love loved loves lovely fun smile
 smiled smiles smiling laugh laughed laughing kind nice good great best beautiful friend friends friendly
-hug hugged wonderful excited fantastic thank thanks thanked proud cheerful amazing""".split())
+hug hugged wonderful excited fantastic thank thanked proud cheerful amazing""".split())
 NEGATIVE = frozenset("""sad sadly angry mad cry cried crying scared afraid hurt bad worst ugly lonely upset
 fear hate hated mean sorry broke broken lost""".split())
-_WORD = re.compile(r"[a-z']+")
 
 
 def _words(text: str) -> list:
-    return _WORD.findall(text.lower())
+    """Lower-cased words with surrounding punctuation stripped (as alignkit/rl/judges.py does, so
+    rule:positive means the same everywhere)."""
+    return [t.strip(".,!?;:\"'()") for t in text.lower().split()]
 
 
 @register_rule("words")

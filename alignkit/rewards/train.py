@@ -27,6 +27,7 @@ from ..models.loading import LoraSettings, unwrap
 from ..train.config import TrainConfig
 from ..train.engine import Engine, MetricLog, make_accelerator
 from ..train.forward import collate
+from ..train.packing import PackedBatch, attention_mask
 from ..train.offline import encode_examples, evaluate, micro_batch_indices
 from . import losses
 from .model import RewardModel, apply_lora_seq_cls, load_reward_model, save_reward_model
@@ -157,8 +158,14 @@ class RewardObjective:
 
     def compute(self, batch: list, state: dict | None = None) -> losses.LossOutput:
         device = next(self.model.parameters()).device
-        sb = collate([s for ex in batch for s in ex.seqs], self.pad_id)
-        r = self.model(sb.input_ids.to(device), sb.attention_mask.to(device))  # (N,)
+        seqs, rm = [s for ex in batch for s in ex.seqs], unwrap(self.model)
+        pb = collate(seqs, self.pad_id, share_prefix=True) if rm.packs() else None
+        if isinstance(pb, PackedBatch):  # shared prompts once, no padding (alignkit/train/packing.py)
+            pb = pb.to(device)
+            r = self.model(pb.input_ids, attention_mask(rm.inner(), pb), pb.position_ids, pb.last)  # (N,)
+        else:
+            sb = collate(seqs, self.pad_id)
+            r = self.model(sb.input_ids.to(device), sb.attention_mask.to(device))  # (N,)
         return self.task.loss(r, batch)
 
 

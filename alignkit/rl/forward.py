@@ -42,8 +42,8 @@ def token_forward(model, sb: SeqBatch, want_hidden: bool = False, want_entropy: 
     logps = logps * mask
     hidden = out.hidden_states[-1][:, keep].float() if want_hidden else None  # (N, Tc, H)
     entropy = None
-    if want_entropy:
+    if want_entropy:  # H = logsumexp(l) - sum softmax(l) * l, one row at a time (a (Tc, V) copy at most)
         with torch.no_grad():
-            logp_all = torch.log_softmax(logits.detach(), -1)
-            entropy = -(logp_all.exp() * logp_all).sum(-1) * mask  # (N, Tc)
+            entropy = torch.stack([torch.logsumexp(row, -1) - (torch.softmax(row, -1) * row).sum(-1)
+                                   for row in logits.detach()]) * mask  # (N, Tc)
     return TokenForward(logps, hidden, entropy)

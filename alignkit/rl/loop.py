@@ -17,6 +17,7 @@ import dataclasses
 import json
 import math
 import random
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,18 +48,23 @@ class RLMicroBatch:
     rows: list  # rollout row indices
 
 
+BUNDLED_TRAIN_PROMPTS = 1000  # training-split prompts of the bundled task when no --data is given
+
+
 def read_prompt_data(data, cfg: TrainConfig, mcfg, log) -> tuple:
     """-> (train prompts, eval prompts). data: a path (any file with a `prompt` field, or any
-    feedback file), a list of prompts or records, or None for the bundled task's prompts."""
+    feedback file), a list of prompts or records, or None for the bundled task (its training-split
+    prompts, and held-out prompts for evaluation; alignkit/world/prompts.py)."""
     from ..data.prompts import read_prompts
     if data is None:
-        try:
-            from ..world.prompts import task_prompts
-        except ImportError:
-            raise ConfigError("pass --data PROMPTS.jsonl (rows with a `prompt` field); "
-                              "the bundled task's prompts are not available in this build")
-        prompts = task_prompts()
-    elif isinstance(data, (str, Path)):
+        from ..world.prompts import as_chat, sample_prompts
+        n = mcfg.max_prompts or BUNDLED_TRAIN_PROMPTS
+        n_eval = max(1, round(cfg.eval_fraction * n)) if cfg.eval_fraction > 0 else 0
+        train = [as_chat(p.text) for p in sample_prompts(n, "train", cfg.seed)]
+        held = [as_chat(p.text) for p in sample_prompts(n_eval, "heldout", cfg.seed)] if n_eval else []
+        log(f"prompts: the bundled task, {len(train)} for training, {len(held)} held out")
+        return train, held
+    if isinstance(data, (str, Path)):
         prompts = read_prompts(str(data))
     else:
         prompts = [getattr(p, "prompt", p) for p in data]
@@ -69,7 +75,7 @@ def read_prompt_data(data, cfg: TrainConfig, mcfg, log) -> tuple:
     if cfg.eval_data:
         return prompts, read_prompts(cfg.eval_data)
     n_eval = round(cfg.eval_fraction * len(prompts)) if len(prompts) > 1 else 0
-    if cfg.eval_fraction > 0:
+    if cfg.eval_fraction > 0 and len(prompts) > 1:
         n_eval = min(max(n_eval, 1), len(prompts) - 1)
     order = list(range(len(prompts)))
     random.Random(cfg.seed).shuffle(order)
@@ -138,12 +144,16 @@ def train_rl(method: RLMethod, cfg: TrainConfig, mcfg, model_path: str, data, ou
         raise ConfigError(f"{out} holds checkpoints of an earlier run ({Engine.newest_checkpoint(out).name}); "
                           "pass --resume to continue it, or choose another --output")
     acc = make_accelerator("bf16" if cfg.dtype == "bf16" else "no")
+    if not acc.is_main_process:
+        log = _silent
     out.mkdir(parents=True, exist_ok=True)
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     torch.manual_seed(cfg.seed)
     judge = judge_for(judge if judge is not None else mcfg.reward)
-    true_judge = judge_for(mcfg.eval_reward) if mcfg.eval_reward else None
+    # on the bundled task, evaluation also reports the ground truth r* unless told otherwise
+    eval_spec = mcfg.eval_reward or ("truth" if data is None else "")
+    true_judge = judge_for(eval_spec) if eval_spec else None
     train_prompts, eval_prompts = read_prompt_data(data, cfg, mcfg, log)
 
     model = load_causal_lm(model_path, "fp32", cfg.trust_remote_code)
@@ -180,7 +190,8 @@ def train_rl(method: RLMethod, cfg: TrainConfig, mcfg, model_path: str, data, ou
 
     world, rank = acc.num_processes, acc.process_index
     per_iter = mcfg.ppo_epochs * mcfg.num_minibatches
-    iterations = cfg.max_steps or max(1, math.ceil(cfg.epochs * len(train_prompts) / (mcfg.prompts_per_step * world)))
+    iterations = mcfg.iterations or cfg.max_steps or max(
+        1, math.ceil(cfg.epochs * len(train_prompts) / (mcfg.prompts_per_step * world)))
     engine = Engine(model, cfg, out, iterations * per_iter,
                     extra_params=list(value_fn.parameters()) if value_fn is not None else [], accelerator=acc)
     model = engine.model
@@ -226,6 +237,7 @@ def train_rl(method: RLMethod, cfg: TrainConfig, mcfg, model_path: str, data, ou
     last = {}
     while iteration < iterations:
         idx = micro_batch_indices(iteration, len(train_prompts), mcfg.prompts_per_step, world, rank, cfg.seed)
+        t0 = time.time()
         generator.sync(model)
         ro = collect_rollout(model, reference, value_fn, tok, generator, [train_prompts[i] for i in idx],
                              [train_ids[i] for i in idx], judge, mcfg, seed=cfg.seed * 1000003 + iteration,
@@ -237,6 +249,7 @@ def train_rl(method: RLMethod, cfg: TrainConfig, mcfg, model_path: str, data, ou
                **adv.metrics, "advantage_std": adv.advantages[ro.mask > 0].std().item() if ro.mask.sum() > 1 else 0.0}
         if ro.ref_logps is not None and mcfg.kl_estimator != "k1":
             row[f"kl_{mcfg.kl_estimator}"] = sequence_kl(ro.old_logps, ro.ref_logps, ro.mask, mcfg.kl_estimator).mean().item()
+        t1 = time.time()
         step_rows = []
         for epoch in range(mcfg.ppo_epochs):
             g = torch.Generator().manual_seed(cfg.seed * 7919 + iteration * 101 + epoch)
@@ -250,7 +263,7 @@ def train_rl(method: RLMethod, cfg: TrainConfig, mcfg, model_path: str, data, ou
                 step_rows.append(engine.optimizer_step(micro, objective.compute))
         kl_ctl.update(row.get(f"kl_{mcfg.kl_estimator}", row.get("kl", 0.0)), len(ro) * world)
         iteration += 1
-        last = {**row, **_mean_metrics(step_rows)}
+        last = {**row, **_mean_metrics(step_rows), "time/rollout": t1 - t0, "time/update": time.time() - t1}
         if iteration % cfg.log_every == 0 or iteration == iterations:
             mlog.write(iteration, "train", last)
         log(f"iteration {iteration}/{iterations}: {_fmt(last)}")
@@ -283,6 +296,10 @@ def train_rl(method: RLMethod, cfg: TrainConfig, mcfg, model_path: str, data, ou
         (out / "summary.json").write_text(json.dumps(summary, indent=1))
     acc.wait_for_everyone()
     return summary
+
+
+def _silent(*args, **kwargs):
+    """The log of processes other than the main one."""
 
 
 def _fmt(m: dict, keys=("reward", "true_reward", "kl", "length/mean", "eos_rate", "loss")) -> str:

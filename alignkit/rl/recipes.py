@@ -1,9 +1,10 @@
 """The online RL methods as recipes: `alignkit train ppo|ppo-ptx|reinforce|rloo|remax|grpo`.
 
 Each method is an advantage estimator + a policy loss + a config (alignkit/rl/types.py RLMethod);
-all of them run on the one online loop (alignkit/rl/loop.py). In RL, `--max-steps` counts iterations
-(one rollout batch and its updates); 0 derives it from `--epochs` over the prompts. `--batch-size`
-is the micro-batch in rows; the optimizer step is a minibatch of the rollout batch.
+all of them run on the one online loop (alignkit/rl/loop.py). An iteration is one rollout batch and
+its updates (ppo_epochs x num_minibatches optimizer steps); `--iterations` (or `--max-steps`, which
+counts iterations here) sets how many, else `--epochs` over the prompts. `--batch-size` is the
+micro-batch in rows; gradients of a minibatch accumulate exactly over its micro-batches.
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from .types import RLMethod
 @dataclass(frozen=True)
 class RLConfig:
     reward: str = ""  # judge spec that scores completions (rule:positive, rm:DIR, truth, ...); required
-    eval_reward: str = ""  # judge reported as true_reward at evaluation only (e.g. truth = r*); "" = none
+    eval_reward: str = ""  # judge reported as true_reward at evaluation only (e.g. truth = r*); "" = none (truth on the bundled task)
+    iterations: int = 0  # rollout-and-update rounds; 0 = --max-steps if set, else --epochs over the prompts
     num_samples: int = 1  # completions sampled per prompt (k)
     prompts_per_step: int = 8  # prompts per rollout batch (the batch is prompts_per_step x num_samples completions)
     ppo_epochs: int = 1  # passes over each rollout batch
@@ -40,7 +42,7 @@ class RLConfig:
     length_normalize: bool = False  # divide the judge's score by the completion length (reward per token)
     missing_eos_penalty: float = 0.0  # subtract this from the reward of a completion that never emits EOS
     eval_samples: int = 4  # completions per held-out prompt at evaluation
-    max_prompts: int = 0  # use only the first N prompts; 0 = all
+    max_prompts: int = 0  # use only the first N prompts; 0 = all (bundled task without --data: 1000)
 
     def __post_init__(self):  # a ValueError here becomes a one-line ConfigError
         for name, value, allowed in (("kl_estimator", self.kl_estimator, ("k1", "k2", "k3")),

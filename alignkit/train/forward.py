@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ..losses.base import Logps
-from .packing import ROW_TOKENS, PackedBatch, pack
+from .packing import PROBE, ROW_TOKENS, PackedBatch, attention_mask, pack, probe_ok
 
 
 @dataclass
@@ -94,19 +94,9 @@ def sequence_logps(model, batch, want_logits: bool = False, want_hidden: bool = 
     return lp, hidden
 
 
-def _attention_mask(model, batch: PackedBatch) -> torch.Tensor:
-    """The packed mask as the model's attention wants it: bool for sdpa, additive for eager."""
-    cfg = _unwrap(model).config
-    if getattr(cfg, "_attn_implementation", None) == "sdpa":
-        return batch.attn
-    dtype = next(_unwrap(model).parameters()).dtype
-    return torch.zeros(batch.attn.shape, dtype=dtype, device=batch.attn.device).masked_fill(
-        ~batch.attn, torch.finfo(dtype).min)
-
-
 def _packed_logps(model, batch: PackedBatch, want_logits: bool, want_hidden: bool):
     n, tc = batch.comp_ids.shape
-    out = model(input_ids=batch.input_ids, attention_mask=_attention_mask(model, batch),
+    out = model(input_ids=batch.input_ids, attention_mask=attention_mask(_unwrap(model), batch),
                 position_ids=batch.position_ids, logits_to_keep=batch.keep, use_cache=False,
                 output_hidden_states=want_hidden)
     logits = out.logits.float()  # (K, V): the kept columns, row-major
@@ -141,16 +131,13 @@ def packing_supported(model) -> bool:
         return _SUPPORT[m]
     ok = getattr(getattr(m, "config", None), "_attn_implementation", None) in ("sdpa", "eager")
     if ok:
-        seqs = [([1, 2, 3], [4, 5]), ([1, 2, 3], [6]), ([7], [8, 9, 3])]
         device = next(m.parameters()).device
         was = m.training
         m.eval()
         try:
-            plain, _ = sequence_logps(m, collate(seqs, 0).to(device))
-            packed, _ = _packed_logps(m, pack(seqs, 0).to(device), False, False)
-            dtype = next(m.parameters()).dtype
-            tol = 1e-4 if dtype == torch.float32 else 2e-2
-            ok = bool((plain.tokens - packed.tokens).abs().max() <= tol * (1 + plain.tokens.abs().max()))
+            plain, _ = sequence_logps(m, collate(PROBE, 0).to(device))
+            packed, _ = _packed_logps(m, pack(PROBE, 0).to(device), False, False)
+            ok = probe_ok(plain.tokens, packed.tokens, next(m.parameters()).dtype)
         except (TypeError, ValueError, RuntimeError, IndexError):
             ok = False
         finally:

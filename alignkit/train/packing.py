@@ -19,6 +19,7 @@ right-aligned, so losses, caches and masks see no difference.
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -44,6 +45,7 @@ class PackedBatch:
     targets: (M,) the completion token ids
     comp_ids, comp_mask: (N, Tc) as `forward.collate` lays them out (right-aligned)
     prompt_end: (N,) flat index (row * L + column) of each sequence's last prompt token
+    last: (N,) flat index of each sequence's last token (where a reward model reads r(x, y))
     seqs: the input, for the plain fallback
     """
     input_ids: torch.Tensor
@@ -56,6 +58,7 @@ class PackedBatch:
     comp_ids: torch.Tensor
     comp_mask: torch.Tensor
     prompt_end: torch.Tensor
+    last: torch.Tensor
     seqs: list
     pad_id: int
 
@@ -111,6 +114,7 @@ def pack(seqs: list, pad_id: int, row_tokens: int = ROW_TOKENS) -> PackedBatch:
     comp_ids = torch.full((n, tc), pad_id, dtype=torch.long)
     comp_mask = torch.zeros((n, tc), dtype=torch.float32)
     prompt_end = torch.zeros(n, dtype=torch.long)
+    last_tok = torch.zeros(n, dtype=torch.long)
     for r, row in enumerate(rows):
         col = 0
         for k, s in enumerate(row):
@@ -136,6 +140,7 @@ def pack(seqs: list, pad_id: int, row_tokens: int = ROW_TOKENS) -> PackedBatch:
                 comp_ids[i, tc - lc:] = torch.tensor(c)
                 comp_mask[i, tc - lc:] = 1
                 prompt_end[i] = last
+                last_tok[i] = r * width + start + lc - 1
                 start += lc
             col += seg_len[s]
 
@@ -151,4 +156,59 @@ def pack(seqs: list, pad_id: int, row_tokens: int = ROW_TOKENS) -> PackedBatch:
     lookup = torch.full((n_rows * width,), -1, dtype=torch.long)
     lookup[kept_flat] = torch.arange(len(kept_flat))
     return PackedBatch(ids, pos, attn[:, None], keep, lookup[src], torch.cat(dest), torch.cat(targets),
-                       comp_ids, comp_mask, prompt_end, list(seqs), pad_id)
+                       comp_ids, comp_mask, prompt_end, last_tok, list(seqs), pad_id)
+
+
+def attention_mask(model, batch: PackedBatch) -> torch.Tensor:
+    """The packed mask as a transformers model's attention wants it: (R, 1, L, L) bool for sdpa,
+    additive (0 / dtype min) for eager, which adds its mask to the scores."""
+    if getattr(model.config, "_attn_implementation", None) == "sdpa":
+        return batch.attn
+    dtype = next(model.parameters()).dtype
+    return torch.zeros(batch.attn.shape, dtype=dtype, device=batch.attn.device).masked_fill(
+        ~batch.attn, torch.finfo(dtype).min)
+
+
+PROBE = [([1, 2, 3], [4, 5]), ([1, 2, 3], [6]), ([7], [8, 9, 3])]  # shared and own prompts, 1-token completion
+
+
+def probe_ok(plain: torch.Tensor, packed: torch.Tensor, dtype) -> bool:
+    tol = 1e-4 if dtype == torch.float32 else 2e-2
+    return bool((plain - packed).abs().max() <= tol * (1 + plain.abs().max()))
+
+
+_BACKBONES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+@torch.no_grad()
+def backbone_packs(backbone) -> bool:
+    """Does a transformers base model (e.g. `LlamaModel`, a reward model's trunk) give the same last
+    hidden states packed as in left-padded rows? Checked once per model, in eval mode."""
+    if backbone in _BACKBONES:
+        return _BACKBONES[backbone]
+    ok = getattr(getattr(backbone, "config", None), "_attn_implementation", None) in ("sdpa", "eager")
+    if ok:
+        device = next(backbone.parameters()).device
+        was = backbone.training
+        backbone.eval()
+        try:
+            t = max(len(p) + len(c) for p, c in PROBE)
+            ids = torch.zeros(len(PROBE), t, dtype=torch.long)
+            mask = torch.zeros(len(PROBE), t, dtype=torch.long)
+            for i, (p, c) in enumerate(PROBE):
+                ids[i, t - len(p) - len(c):] = torch.tensor(p + c)
+                mask[i, t - len(p) - len(c):] = 1
+            pos = (mask.cumsum(-1) - 1).clamp(min=0)
+            plain = backbone(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=pos.to(device),
+                             use_cache=False).last_hidden_state[:, -1]  # (N, H)
+            pb = pack(PROBE, 0).to(device)
+            hidden = backbone(input_ids=pb.input_ids, attention_mask=attention_mask(backbone, pb),
+                              position_ids=pb.position_ids, use_cache=False).last_hidden_state
+            packed = hidden.reshape(-1, hidden.shape[-1])[pb.last]
+            ok = probe_ok(plain, packed, next(backbone.parameters()).dtype)
+        except (TypeError, ValueError, RuntimeError, IndexError):
+            ok = False
+        finally:
+            backbone.train(was)
+    _BACKBONES[backbone] = ok
+    return ok
