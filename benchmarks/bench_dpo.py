@@ -42,7 +42,7 @@ def child_trl(a) -> dict:
         output_dir=a.out, per_device_train_batch_size=a.batch_size, max_steps=a.steps,
         learning_rate=LR, lr_scheduler_type="linear", warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0,
         beta=BETA, max_length=a.max_length, bf16=a.dtype == "bf16", fp16=False, gradient_checkpointing=False,
-        precompute_ref_log_probs=True, train_sampling_strategy="sequential", use_cpu=True,
+        precompute_ref_log_probs=True, train_sampling_strategy="sequential", use_cpu=not torch.cuda.is_available(),
         logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True, seed=0,
         dataloader_num_workers=0)
     times, losses = [], []

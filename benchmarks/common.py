@@ -26,8 +26,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
-HH = SHARED / "data" / "hh-rlhf" / "harmless-base-sample.jsonl"
-WORK = ROOT / "runs" / "bench"
+# a machine without ../shared beside the checkout (a lent GPU machine) points these at copies
+HH = Path(os.environ.get("ALIGNKIT_BENCH_HH", SHARED / "data" / "hh-rlhf" / "harmless-base-sample.jsonl"))
+WORK = Path(os.environ.get("ALIGNKIT_BENCH_WORK", ROOT / "runs" / "bench"))
 VOCAB = 8192
 MODEL_CFG = dict(hidden_size=256, num_layers=4, num_heads=4, intermediate_size=688, max_position_embeddings=1024)
 
@@ -117,8 +118,9 @@ def peak_rss_mb() -> float:
 
 def run_child(script: Path, args: list, env_extra: dict | None = None, timeout: int = 1800) -> dict:
     """Run `python script args` in a fresh process; it prints one JSON line starting 'RESULT '."""
+    path = os.pathsep.join(x for x in (str(ROOT), os.environ.get("PYTHONPATH", "")) if x)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-           "TQDM_DISABLE": "1", "PYTHONPATH": str(ROOT), **(env_extra or {})}
+           "TQDM_DISABLE": "1", "PYTHONPATH": path, **(env_extra or {})}
     proc = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True,
                           env=env, timeout=timeout, cwd=str(ROOT))
     for line in proc.stdout.splitlines():
@@ -143,7 +145,8 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} "
+    gpu = f"{torch.cuda.get_device_name(0)}, " if torch.cuda.is_available() else ""
+    return (f"{gpu}{cpu}, {os.cpu_count()} cores, torch {torch.__version__} "
             f"({torch.get_num_threads()} threads), Python {platform.python_version()}")
 
 
@@ -195,6 +198,8 @@ def child(a, run):
     res["per_s"] = items / (t[-1][0] - t[0][0])
     res["per_cpu_s"] = items / (t[-1][1] - t[0][1])  # CPU seconds of this process, all threads
     res["peak_rss_mb"] = peak_rss_mb()
+    if torch.cuda.is_available():
+        res["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
     res["load"] = (load0 + os.getloadavg()[0]) / 2
     res["threads"] = torch.get_num_threads()
     print("RESULT " + json.dumps(res), flush=True)
@@ -226,19 +231,22 @@ def compare(script: Path, a, name: str, unit: str = "pairs"):
             res = run_child(script, args)
             runs[s].append(res)
             lo = res["losses"]
+            gpu = f", GPU {res['peak_gpu_mb']:.0f} MiB" if "peak_gpu_mb" in res else ""
             print(f"round {r + 1} {s:8s}: {res['per_s']:.2f} {unit}/s ({res['per_cpu_s']:.2f} per CPU-second, "
-                  f"load {res['load']:.1f}), peak RSS {res['peak_rss_mb']:.0f} MiB, loss step0={lo[0]:.6f} "
+                  f"load {res['load']:.1f}), peak RSS {res['peak_rss_mb']:.0f} MiB{gpu}, loss step0={lo[0]:.6f} "
                   f"step1={lo[1]:.6f} step2={lo[2]:.6f}", flush=True)
     summary = {"benchmark": name, "machine": machine(), "notes": notes, "steps": a.steps,
                "batch_size": a.batch_size, "max_length": a.max_length, "dtype": a.dtype, "threads": a.threads}
     for s in sides:
-        summary[s] = {k: median([x[k] for x in runs[s]]) for k in ("per_s", "per_cpu_s", "peak_rss_mb", "load")}
+        keys = [k for k in ("per_s", "per_cpu_s", "peak_rss_mb", "peak_gpu_mb", "load") if k in runs[s][0]]
+        summary[s] = {k: median([x[k] for x in runs[s]]) for k in keys}
         summary[s].update(losses=runs[s][0]["losses"], runs=[x["per_s"] for x in runs[s]])
     print()
     for s in sides:
         m = summary[s]
+        gpu = f", peak GPU memory {m['peak_gpu_mb']:.0f} MiB" if "peak_gpu_mb" in m else ""
         print(f"{s:8s}: median {m['per_s']:.2f} {unit}/s ({m['per_cpu_s']:.2f} per CPU-second), "
-              f"peak RSS {m['peak_rss_mb']:.0f} MiB, load average {m['load']:.1f}")
+              f"peak RSS {m['peak_rss_mb']:.0f} MiB{gpu}, load average {m['load']:.1f}")
     if len(sides) == 2:
         t, k = summary["trl"], summary["alignkit"]
         summary["ratio"] = k["per_s"] / t["per_s"]

@@ -1,7 +1,8 @@
 """The reward-vs-KL curve of a run (the DPO paper's frontier plot, methods.md 9.5), from metrics.jsonl.
 
 x = sequence KL(pi || pi_ref) of each iteration's samples (k1, nats), y = mean judge reward; points
-coloured by iteration, held-out evaluations as larger markers. A reference-free run has no KL, so its
+coloured by iteration, held-out evaluations as larger markers (and, when the run has an evaluation
+judge such as r*, its held-out score as diamonds). A reference-free run has no KL, so its
 plot is reward against iteration instead.
 """
 from __future__ import annotations
@@ -42,11 +43,15 @@ def plot_reward_vs_kl(metrics_path, png_path, title: str = "") -> Path:
         for r in epts:
             ax.annotate(f"it {r['step']}", (r[xkey], r["reward"]), textcoords="offset points", xytext=(6, 4),
                         fontsize=8)
+    tpts = [r for r in ev if "true_reward" in r and xkey in r and r.get("true_reward") != r.get("reward")]
+    if tpts:  # the evaluation judge (e.g. r*) when it differs from the training reward
+        ax.scatter([r[xkey] for r in tpts], [r["true_reward"] for r in tpts], marker="D", s=70, color="orange",
+                   edgecolor="black", label="held-out true reward (eval judge)", zorder=3)
     ax.set_xlabel("KL(policy || reference), nats per sequence" if have_kl else "iteration")
     ax.set_ylabel("mean reward (judge)")
     ax.set_title(f"{title} reward vs KL" if have_kl else f"{title} reward (reference-free run)")
     ax.grid(alpha=0.3)
-    if pts or epts:
+    if pts or epts or tpts:
         ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     fig.savefig(png_path)

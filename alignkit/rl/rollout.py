@@ -49,8 +49,9 @@ class VLLMBackend:
     def generate(self, prompt_ids: list, cfg: SamplingConfig, seed: int | None = None) -> list:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
-        params = SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_new_tokens,
-                                seed=seed)
+        # one seed per request: k copies of a prompt with one shared seed would be k identical samples
+        params = [SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_new_tokens,
+                                 seed=None if seed is None else seed + i) for i in range(len(prompt_ids))]
         outs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompt_ids], params, use_tqdm=False)
         result = []
         for o in outs:
@@ -62,11 +63,17 @@ class VLLMBackend:
         return result
 
     def sync(self, policy):
+        """Copy the policy's current weights into the engine (merged first under LoRA)."""
+        from ..errors import ConfigError
         m = getattr(policy, "module", policy)
         if hasattr(m, "peft_config"):
             import copy
             m = copy.deepcopy(m).merge_and_unload()
-        runner = self.llm.llm_engine.model_executor.driver_worker.model_runner
+        worker = self.llm.llm_engine.model_executor.driver_worker
+        runner = getattr(getattr(worker, "worker", worker), "model_runner", None)  # V1 wraps the worker
+        if runner is None or not hasattr(runner.model, "load_weights"):
+            raise ConfigError("this vLLM version's in-process engine layout is not supported for weight "
+                              "updates; use --generator hf")
         runner.model.load_weights(m.state_dict().items())
 
 
