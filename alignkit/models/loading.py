@@ -95,14 +95,26 @@ def unwrap(model):
     return getattr(model, "module", model)
 
 
-def save_model(model, tokenizer, out_dir: str | Path, adapter_only: bool = False):
-    """HF-format save. Under LoRA the adapter is merged into a copy unless `adapter_only`."""
+def save_model(model, tokenizer, out_dir: str | Path, adapter_only: bool = False, state_dict: dict | None = None):
+    """HF-format save. Under LoRA the adapter is merged into a copy unless `adapter_only`.
+    `state_dict`: the full weights when the model's own are shards (FSDP; gathered by the caller with
+    `Engine.full_model_state`; FSDP runs full fine-tuning, never LoRA); written in place of the
+    model's parameters."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     m = unwrap(model)
-    if hasattr(m, "peft_config") and not adapter_only:
-        import copy
-        m = copy.deepcopy(m).merge_and_unload()
-    m.save_pretrained(out, safe_serialization=True)
+    if state_dict is not None:
+        # gathered tensors no longer share storage: alias tied weights again (an embedding shared with
+        # lm_head) so that save_pretrained writes one of them, as it does for the unsharded model
+        first = {}
+        for name, p in m.named_parameters(remove_duplicate=False):
+            if name in state_dict:
+                state_dict[name] = state_dict[first.setdefault(id(p), name)]
+        m.save_pretrained(out, state_dict=state_dict, safe_serialization=True)
+    else:
+        if hasattr(m, "peft_config") and not adapter_only:
+            import copy
+            m = copy.deepcopy(m).merge_and_unload()
+        m.save_pretrained(out, safe_serialization=True)
     if tokenizer is not None:
         tokenizer.save_pretrained(out)

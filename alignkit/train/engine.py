@@ -1,5 +1,6 @@
 """The engine: optimiser, schedule, exact gradient accumulation, clipping, non-finite guards,
-atomic checkpoints, signals, and metric logging, on `accelerate` (so DDP/FSDP/DeepSpeed come from it).
+atomic checkpoints, signals, and metric logging, on `accelerate` (DDP and FSDP2 come from it; the
+FSDP-specific state-dict handling is in sharding.py; DeepSpeed is refused, see DEEPSPEED_UNSUPPORTED).
 
 It holds no method-specific code. A loop hands it the micro-batches of one optimizer step and a
 `compute(micro_batch) -> LossOutput`; the engine makes the step equal to one big batch:
@@ -21,6 +22,8 @@ from pathlib import Path
 import torch
 
 from ..errors import AlignkitError, ConfigError
+from ..models.loading import unwrap
+from . import sharding
 from .config import TrainConfig
 
 
@@ -28,30 +31,40 @@ class TrainingStopped(AlignkitError):
     """Too many non-finite steps in a row; the message names the last good checkpoint."""
 
 
-SHARDED_UNSUPPORTED = (
-    "{what} is not supported by alignkit's engine yet: it normalises each step's gradients by the global "
-    "batch weight after backward and saves checkpoints from the main process, which {what}'s sharded "
-    "gradients, parameters and optimizer states do not allow. Use DDP (configs/accelerate/ddp_gpu.yaml), "
-    "with LoRA (--lora-r) for models that do not fit one device; see docs/distributed.md")
+DEEPSPEED_UNSUPPORTED = (
+    "DeepSpeed is not supported by alignkit's engine: accelerate steps DeepSpeed's optimizer inside "
+    "backward and keeps ZeRO gradients in DeepSpeed's own partitioned buffers, so the engine's exact "
+    "normalisation by the global batch weight, its clipping and its non-finite guard cannot run. Use FSDP "
+    "(configs/accelerate/fsdp_gpu.yaml) or DDP (configs/accelerate/ddp_gpu.yaml); see docs/distributed.md")
 
 
-def check_supported(distributed_type) -> None:
-    name = str(distributed_type).split(".")[-1]
-    if name in ("FSDP", "DEEPSPEED", "MEGATRON_LM"):
-        raise ConfigError(SHARDED_UNSUPPORTED.format(what={"FSDP": "FSDP", "DEEPSPEED": "DeepSpeed"}.get(name, name)))
+def check_supported(acc) -> None:
+    """DDP and FSDP2 run; DeepSpeed and Megatron-LM are refused (FSDP is checked by `make_accelerator`)."""
+    name = str(acc.distributed_type).split(".")[-1]
+    if name == "DEEPSPEED":
+        raise ConfigError(DEEPSPEED_UNSUPPORTED)
+    if name == "MEGATRON_LM":
+        raise ConfigError("Megatron-LM is not supported by alignkit's engine; see docs/distributed.md")
+    if name == "FSDP" and not acc.is_fsdp2:
+        raise ConfigError("FSDP version 1 is not supported: set `fsdp_version: 2`; see docs/distributed.md")
 
 
-def make_accelerator(mixed_precision: str = "no"):
+def make_accelerator(mixed_precision: str = "no", fsdp_ok: bool = False, lora: bool = False):
     """The run's Accelerator. Launched with several processes (torchrun, `accelerate launch
     --multi_gpu`) on a machine without CUDA, it runs DDP on CPU over gloo: accelerate only does
-    that when told `cpu=True`, and its `--cpu` launcher starts a single process."""
+    that when told `cpu=True`, and its `--cpu` launcher starts a single process. An FSDP launch
+    (`distributed_type: FSDP`) runs FSDP2 where the loop allows it (`fsdp_ok`; see sharding.py),
+    on CPUs too."""
     from accelerate import Accelerator
-    for var, what in (("ACCELERATE_USE_FSDP", "FSDP"), ("ACCELERATE_USE_DEEPSPEED", "DeepSpeed")):
-        if os.environ.get(var, "").lower() in ("1", "true"):  # before accelerate (silently) falls back on CPU
-            raise ConfigError(SHARDED_UNSUPPORTED.format(what=what))
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() in ("1", "true"):
+        raise ConfigError(DEEPSPEED_UNSUPPORTED)  # before accelerate (silently) falls back on CPU
+    sharding.check_fsdp_request(fsdp_ok, lora)
     launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    acc = Accelerator(mixed_precision=mixed_precision, cpu=launched and not torch.cuda.is_available())
-    check_supported(acc.distributed_type)
+    on_cpu = launched and not torch.cuda.is_available()
+    acc = Accelerator(mixed_precision=mixed_precision, cpu=on_cpu)
+    if on_cpu and sharding.fsdp_requested():
+        sharding.enable_fsdp_on_cpu(acc, mixed_precision)
+    check_supported(acc)
     return acc
 
 
@@ -144,15 +157,21 @@ class Engine:
         self.cfg = cfg
         self.out = Path(out_dir)
         self.acc = accelerator or make_accelerator("no")
-        check_supported(self.acc.distributed_type)
+        check_supported(self.acc)
+        self.sharded = sharding.is_fsdp(self.acc)
         self.total_steps = total_steps
         self.extra_params = list(extra_params or [])
-        params = [p for p in model.parameters() if p.requires_grad] + self.extra_params
+        params = [p for p in model.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
                                      betas=(cfg.adam_beta1, cfg.adam_beta2))
-        warmup = cfg.warmup_steps or int(cfg.warmup_ratio * total_steps)
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_lambda(cfg.lr_scheduler, warmup, total_steps))
         self.model, self.opt = self.acc.prepare(model, self.opt)
+        if self.extra_params:
+            # FSDP swaps the model's parameters for shards inside prepare and maps the optimizer's by
+            # identity: parameters outside the model (a value head) join after, in a group of their
+            # own (in every mode, so that checkpoints resume across modes)
+            self.opt.optimizer.add_param_group({"params": self.extra_params})
+        warmup = cfg.warmup_steps or int(cfg.warmup_ratio * total_steps)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt.optimizer, lr_lambda(cfg.lr_scheduler, warmup, total_steps))
         # the parameters the optimizer steps (prepare may have replaced the module's own)
         self.params = [p for group in self.opt.param_groups for p in group["params"]]
         self.step = 0
@@ -193,7 +212,10 @@ class Engine:
         parts = []
         for i, mb in enumerate(micro_batches):
             last = i == len(micro_batches) - 1
-            ctx = self.acc.no_sync(model) if (not last and self.acc.num_processes > 1) else nullcontext()
+            # FSDP reduce-scatters every micro-batch into the sharded gradients (its no_sync would keep
+            # whole unsharded gradients between micro-batches); the sum is the same
+            sync_each = last or self.acc.num_processes == 1 or self.sharded
+            ctx = nullcontext() if sync_each else self.acc.no_sync(model)
             with ctx:
                 out = compute(mb)
                 w = out.weight if out.weight is not None else torch.ones_like(out.loss)
@@ -202,7 +224,8 @@ class Engine:
             total_w += w.detach().double().sum().cpu()
             loss_sum += total.detach().double().cpu()
             parts.append(({"loss": out.loss.detach(), **out.metrics}, len(out.loss)))
-        # global normaliser over processes: DDP averages gradients, so scale by world / W_global.
+        # global normaliser over processes: DDP (and FSDP's reduce-scatter) averages gradients, so
+        # scale by world / W_global (on FSDP's shards as on whole gradients).
         # The same reduction carries the metrics' sums and counts, and the stop flag, so that every
         # process logs the global means and stops after the same step (a signal may reach one
         # process a step later than another).
@@ -218,7 +241,7 @@ class Engine:
         n = len(keys)
         metrics = {k: s / max(c, 1) for k, s, c in zip(keys, stats[3: 3 + n], stats[3 + n:])}
         if self.acc.num_processes > 1:
-            # parameters outside the DDP module (a value head) get no all-reduce from DDP: average
+            # parameters outside the DDP/FSDP module (a value head) get no all-reduce: average
             # their gradients here the way DDP does for the module's own
             for p in self.extra_params:
                 if p.grad is not None:
@@ -230,9 +253,12 @@ class Engine:
         grad_norm = torch.tensor(0.0)
         if self.cfg.max_grad_norm > 0:
             grad_norm = self.acc.clip_grad_norm_(self.params, self.cfg.max_grad_norm)
+        elif self.sharded:  # the norm over all shards; an infinite bound scales by 1
+            grad_norm = self.acc.clip_grad_norm_(self.params, float("inf"))
         else:
             norms = [p.grad.detach().float().norm() for p in self.params if p.grad is not None]
             grad_norm = torch.stack(norms).norm() if norms else grad_norm
+        grad_norm = sharding.full_tensor(grad_norm)
         loss_value = loss_global / max(w_global, 1e-12)
         metrics.update(loss=loss_value, grad_norm=float(grad_norm), lr=self.sched.get_last_lr()[0])
         if not (math.isfinite(loss_value) and math.isfinite(float(grad_norm))):
@@ -255,8 +281,12 @@ class Engine:
 
     # --- checkpoints ---------------------------------------------------------------------------
     def save_checkpoint(self, save_model_fn, extra_state: dict) -> Path | None:
-        """Atomically write checkpoints/step-N (temporary name, then rename); keep the newest few."""
+        """Atomically write checkpoints/step-N (temporary name, then rename); keep the newest few.
+        Called on every process; `save_model_fn(folder)` runs on the main one (under FSDP, pass it
+        weights gathered beforehand with `trainable_state`)."""
         self.acc.wait_for_everyone()
+        # under FSDP the optimizer's moments are shards: gather them whole (every process takes part)
+        opt_state = sharding.full_optimizer_state(self.opt) if self.sharded else None
         ckdir = self.out / "checkpoints"
         final = ckdir / f"step-{self.step:08d}"
         if self.acc.is_main_process:
@@ -265,8 +295,8 @@ class Engine:
                 shutil.rmtree(tmp)
             tmp.mkdir(parents=True)
             save_model_fn(tmp)
-            torch.save({"optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
-                        "rng": torch.get_rng_state(),
+            torch.save({"optimizer": self.opt.state_dict() if opt_state is None else opt_state,
+                        "scheduler": self.sched.state_dict(), "rng": torch.get_rng_state(),
                         "extra_params": [p.detach().cpu() for p in self.extra_params]},
                        tmp / "trainer_state.pt")
             state = {"step": self.step, "nonfinite_total": self.nonfinite_total, **extra_state}
@@ -286,6 +316,30 @@ class Engine:
         self.last_checkpoint = final
         return final
 
+    def trainable_state(self) -> dict:
+        """{name: full CPU tensor} of the model's trainable parameters, on the main process ({} on
+        the others). Under FSDP it gathers the shards, so every process must call it."""
+        if self.sharded:
+            names = [n for n, p in self.model.named_parameters() if p.requires_grad]
+            full = sharding.full_model_state(self.acc, self.model)
+            return {n: full[n].contiguous() for n in names if n in full}
+        if not self.acc.is_main_process:
+            return {}
+        return {n: p.detach().cpu().contiguous() for n, p in unwrap(self.model).named_parameters()
+                if p.requires_grad}
+
+    def full_model_state(self) -> dict | None:
+        """Under FSDP: the whole model's weights gathered (collective; full on the main process);
+        otherwise None (the model on the main process is whole already)."""
+        return sharding.full_model_state(self.acc, self.model) if self.sharded else None
+
+    def load_trainable_state(self, weights: dict) -> None:
+        """Load full tensors of (some of) the model's parameters; under FSDP each process keeps its shard."""
+        if self.sharded:
+            sharding.load_full_weights(self.model, weights)
+        else:
+            unwrap(self.model).load_state_dict(weights, strict=False)
+
     @staticmethod
     def newest_checkpoint(out_dir: str | Path) -> Path | None:
         cks = sorted((Path(out_dir) / "checkpoints").glob("step-*"))
@@ -295,7 +349,10 @@ class Engine:
     def load_trainer_state(self, ckpt: Path) -> dict:
         # Our own checkpoint; weights_only=True refuses anything but tensors and plain containers.
         blob = torch.load(ckpt / "trainer_state.pt", weights_only=True)
-        self.opt.load_state_dict(blob["optimizer"])
+        if self.sharded:
+            sharding.load_full_optimizer_state(self.opt, blob["optimizer"])
+        else:
+            self.opt.load_state_dict(blob["optimizer"])
         self.sched.load_state_dict(blob["scheduler"])
         torch.set_rng_state(blob["rng"])
         for p, v in zip(self.extra_params, blob.get("extra_params", [])):

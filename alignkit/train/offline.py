@@ -24,6 +24,7 @@ from .config import TrainConfig
 from .engine import Engine, MetricLog, make_accelerator
 from .forward import collate, sequence_logps
 from .shapes import shape_for
+from .sharding import is_fsdp
 
 
 @dataclass
@@ -136,7 +137,7 @@ def train_offline(spec: LossSpec, loss_cfg, cfg: TrainConfig, model_path: str, t
         # a fresh run would delete its metrics and rotate its checkpoints away: nothing written is lost
         raise ConfigError(f"{out} holds checkpoints of an earlier run ({Engine.newest_checkpoint(out).name}); "
                           "pass --resume to continue it, or choose another --output")
-    acc = make_accelerator("bf16" if cfg.dtype == "bf16" else "no")
+    acc = make_accelerator("bf16" if cfg.dtype == "bf16" else "no", fsdp_ok=True, lora=cfg.lora_r > 0)
     if not acc.is_main_process:
         log = _silent
     out.mkdir(parents=True, exist_ok=True)
@@ -149,7 +150,8 @@ def train_offline(spec: LossSpec, loss_cfg, cfg: TrainConfig, model_path: str, t
     if cfg.lora_r > 0:
         model = apply_lora(model, LoraSettings(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout,
                                                tuple(cfg.lora_target_modules)))
-    model.to(acc.device)
+    if not is_fsdp(acc):  # FSDP moves each process's shards to its device itself: no whole copy there
+        model.to(acc.device)
     model.train()
 
     shape = shape_for(spec, train_records + eval_records, loss_cfg)
@@ -203,17 +205,16 @@ def train_offline(spec: LossSpec, loss_cfg, cfg: TrainConfig, model_path: str, t
 
     objective = OfflineObjective(spec, loss_cfg, shape, model, tok.pad_token_id, ref_cache, live_ref, value_head)
 
-    def save_trainable(folder: Path):
+    def save_checkpoint():
         from safetensors.torch import save_file
-        params = {n: p.detach().cpu().contiguous() for n, p in unwrap(model).named_parameters() if p.requires_grad}
-        save_file(params, str(folder / "trainable.safetensors"))
+        params = engine.trainable_state()  # whole tensors on the main process (gathered under FSDP)
+        engine.save_checkpoint(lambda folder: save_file(params, str(folder / "trainable.safetensors")),
+                               {"loss_state": objective.state})
 
     mlog = MetricLog(out, cfg.report_to, acc.is_main_process, to_dict(cfg))
     if resume_ckpt is not None:
         from safetensors.torch import load_file
-        weights = load_file(str(resume_ckpt / "trainable.safetensors"))
-        missing = unwrap(model).load_state_dict(weights, strict=False)
-        del missing
+        engine.load_trainable_state(load_file(str(resume_ckpt / "trainable.safetensors")))
         objective.state = engine.load_trainer_state(resume_ckpt).get("loss_state", {})
         mlog.truncate_after(engine.step)
         log(f"resumed from {resume_ckpt} at step {engine.step}")
@@ -253,7 +254,7 @@ def train_offline(spec: LossSpec, loss_cfg, cfg: TrainConfig, model_path: str, t
                 mlog.write(engine.step, "eval", ev)
                 log(f"eval @ step {engine.step}: {_fmt(ev)}")
             if (cfg.save_every and engine.step % cfg.save_every == 0) or engine.stop_requested:
-                engine.save_checkpoint(save_trainable, {"loss_state": objective.state})
+                save_checkpoint()
             if engine.stop_requested:
                 interrupted = True
                 break
@@ -268,8 +269,9 @@ def train_offline(spec: LossSpec, loss_cfg, cfg: TrainConfig, model_path: str, t
     if final_eval:
         mlog.write(engine.step, "eval", final_eval)
         log(f"eval @ step {engine.step}: {_fmt(final_eval)}")
+    full = engine.full_model_state()  # under FSDP: gathered whole (every process takes part)
     if acc.is_main_process:
-        save_model(model, tok, out, adapter_only=cfg.save_adapter_only)
+        save_model(model, tok, out, adapter_only=cfg.save_adapter_only, state_dict=full)
         if value_head is not None:
             from safetensors.torch import save_file
             save_file({k: v.cpu() for k, v in value_head.state_dict().items()}, str(out / "value_head.safetensors"))

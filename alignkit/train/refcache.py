@@ -5,6 +5,9 @@ before training fills the cache, and training never runs the reference again. Th
 second model copy: with no `--ref`, the reference *is* the policy before its first update; under
 LoRA it is the same model with the adapter disabled. On disk (safetensors) the cache is keyed by the
 reference and the tokenized data, so `--resume` reuses it instead of reloading the initial weights.
+With several processes each computes the whole cache (the same examples in the same order): under
+FSDP the policy's forward is collective, so every process must run the same passes; the main one
+writes the file.
 """
 from __future__ import annotations
 
