@@ -32,7 +32,6 @@ class HFGenerator:
         pad = self.tok.pad_token_id
         eos = self.tok.eos_token_id
         device = next(model.parameters()).device
-        gen = None
         if seed is not None:
             torch.manual_seed(seed)
         out_all = []

@@ -22,13 +22,14 @@ import yaml
 from ..config import to_dict
 from ..data.records import Listwise, Pairwise, Scored
 from ..data.tokenize import Encoder
-from ..errors import AlignkitError, ConfigError, DataError
+from ..errors import AlignkitError, DataError
 from ..models.loading import LoraSettings, unwrap
 from ..train.config import TrainConfig
-from ..train.engine import Engine, MetricLog, make_accelerator
+from ..train.engine import Engine, MetricLog
 from ..train.forward import collate
 from ..train.packing import PackedBatch, attention_mask
-from ..train.offline import encode_examples, evaluate, micro_batch_indices
+from ..train.loop import fmt_metrics, run_steps, start_run
+from ..train.offline import encode_examples, evaluate
 from . import losses
 from .model import RewardModel, apply_lora_seq_cls, load_reward_model, save_reward_model
 
@@ -170,8 +171,7 @@ class RewardObjective:
 
 
 def _fmt(m: dict) -> str:
-    keys = ("loss", "rewards/accuracy", "rewards/margin", "rewards/abs_error_label")
-    return " ".join(f"{k.split('/')[-1]}={m[k]:.4f}" for k in keys if k in m)
+    return fmt_metrics(m, ("loss", "rewards/accuracy", "rewards/margin", "rewards/abs_error_label"))
 
 
 def _logged_eval(out: Path, step: int) -> dict:
@@ -188,26 +188,11 @@ def _logged_eval(out: Path, step: int) -> dict:
     return {}
 
 
-def _silent(*args, **kwargs):
-    """The log of processes other than the main one."""
-
-
 def train_reward_model(task, cfg: TrainConfig, model_path: str, train_records: list, eval_records: list,
                        output: str, log=print) -> dict:
     """Train a reward model from `model_path` on records; save it (HF format) in `output`."""
-    from tqdm.auto import tqdm
     _check_records(train_records + eval_records, task.record_type, task.name)
-    out = Path(output)
-    if not cfg.resume and Engine.newest_checkpoint(out) is not None:
-        raise ConfigError(f"{out} holds checkpoints of an earlier run ({Engine.newest_checkpoint(out).name}); "
-                          "pass --resume to continue it, or choose another --output")
-    acc = make_accelerator("bf16" if cfg.dtype == "bf16" else "no")
-    if not acc.is_main_process:
-        log = _silent
-    out.mkdir(parents=True, exist_ok=True)
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
-    torch.manual_seed(cfg.seed)  # the new head's initialisation
+    out, acc, log = start_run(cfg, output, log)  # seeds torch: the new head's initialisation
 
     hf, tok = load_reward_model(model_path, "fp32", cfg.trust_remote_code)
     if cfg.lora_r > 0:
@@ -224,7 +209,7 @@ def train_reward_model(task, cfg: TrainConfig, model_path: str, train_records: l
     if not train_ex:
         raise AlignkitError("no training examples left after tokenization (all dropped by truncation?)")
 
-    world, rank = acc.num_processes, acc.process_index
+    world = acc.num_processes
     per_epoch = max(1, len(train_ex) // (cfg.batch_size * world))
     total = cfg.max_steps or max(1, math.ceil(cfg.epochs * per_epoch / cfg.grad_accum))
     engine = Engine(rm, cfg, out, total, accelerator=acc)
@@ -259,34 +244,11 @@ def train_reward_model(task, cfg: TrainConfig, model_path: str, train_records: l
         first_eval = evaluate(objective, eval_ex, cfg.batch_size)
         mlog.write(0, "eval", first_eval)
         log(f"eval @ step 0 ({len(eval_ex)} held out): {_fmt(first_eval)}")
-    engine.install_signal_handlers()
-    bar = tqdm(total=total, initial=engine.step, desc=f"train {task.name}",
-               disable=not (cfg.progress and acc.is_main_process))
-    last, interrupted = {}, False
-    try:
-        while engine.step < total:
-            m0 = engine.step * cfg.grad_accum
-            micro = [[train_ex[i] for i in micro_batch_indices(m0 + j, len(train_ex), cfg.batch_size, world,
-                                                               rank, cfg.seed)] for j in range(cfg.grad_accum)]
-            last = engine.optimizer_step(micro, objective.compute)
-            if engine.step % cfg.log_every == 0 or engine.step == total:
-                mlog.write(engine.step, "train", last)
-            bar.update(engine.step - bar.n)
-            bar.set_postfix_str(_fmt(last))
-            if cfg.eval_every and engine.step % cfg.eval_every == 0 and engine.step < total and eval_ex:
-                ev = evaluate(objective, eval_ex, cfg.batch_size)
-                mlog.write(engine.step, "eval", ev)
-                log(f"eval @ step {engine.step}: {_fmt(ev)}")
-            if (cfg.save_every and engine.step % cfg.save_every == 0) or engine.stop_requested:
-                engine.save_checkpoint(save_trainable, {})
-            if engine.stop_requested:
-                interrupted = True
-                break
-    finally:
-        engine.restore_signal_handlers()
-    bar.close()
+    last, interrupted = run_steps(engine, train_ex, cfg, total, objective.compute,
+                                  lambda: evaluate(objective, eval_ex, cfg.batch_size),
+                                  lambda: engine.save_checkpoint(save_trainable, {}), mlog, log,
+                                  desc=f"train {task.name}", fmt=_fmt)
     if interrupted:
-        log(f"stopped at step {engine.step}/{total}; checkpoint {engine.last_checkpoint}; rerun with --resume to continue")
         return {"interrupted": True, "step": engine.step, "checkpoint": str(engine.last_checkpoint)}
 
     final_eval = evaluate(objective, eval_ex, cfg.batch_size) if eval_ex else {}

@@ -28,9 +28,9 @@ from ..config import to_dict
 from ..errors import ConfigError
 from ..models.loading import LoraSettings, apply_lora, load_causal_lm, load_tokenizer, save_model, unwrap
 from ..train.config import TrainConfig
-from ..train.engine import Engine, MetricLog, make_accelerator
+from ..train.engine import Engine, MetricLog
 from ..train.forward import collate
-from ..train.offline import micro_batch_indices
+from ..train.loop import micro_batch_indices, start_run
 from . import ptx
 from .evaluate import evaluate_policy, rollout_stats
 from .forward import token_forward
@@ -139,17 +139,7 @@ def train_rl(method: RLMethod, cfg: TrainConfig, mcfg, model_path: str, data, ou
     in `output`. `judge` (a Judge) overrides mcfg.reward (the Python API's way to pass any scorer)."""
     from ..data.tokenize import Encoder
     _check(method, mcfg)
-    out = Path(output)
-    if not cfg.resume and Engine.newest_checkpoint(out) is not None:
-        raise ConfigError(f"{out} holds checkpoints of an earlier run ({Engine.newest_checkpoint(out).name}); "
-                          "pass --resume to continue it, or choose another --output")
-    acc = make_accelerator("bf16" if cfg.dtype == "bf16" else "no")
-    if not acc.is_main_process:
-        log = _silent
-    out.mkdir(parents=True, exist_ok=True)
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
-    torch.manual_seed(cfg.seed)
+    out, acc, log = start_run(cfg, output, log)
     judge = judge_for(judge if judge is not None else mcfg.reward)
     # on the bundled task, evaluation also reports the ground truth r* unless told otherwise
     eval_spec = mcfg.eval_reward or ("truth" if data is None else "")
@@ -296,10 +286,6 @@ def train_rl(method: RLMethod, cfg: TrainConfig, mcfg, model_path: str, data, ou
         (out / "summary.json").write_text(json.dumps(summary, indent=1))
     acc.wait_for_everyone()
     return summary
-
-
-def _silent(*args, **kwargs):
-    """The log of processes other than the main one."""
 
 
 def _fmt(m: dict, keys=("reward", "true_reward", "kl", "length/mean", "eos_rate", "loss")) -> str:

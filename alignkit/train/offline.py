@@ -10,19 +10,19 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import yaml
 
 from ..config import to_dict
-from ..errors import AlignkitError, ConfigError
+from ..errors import AlignkitError
 from ..losses.base import LossOutput, LossSpec
 from ..models.loading import LoraSettings, apply_lora, load_causal_lm, load_tokenizer, save_model, unwrap
 from . import refcache
 from .config import TrainConfig
-from .engine import Engine, MetricLog, make_accelerator
+from .engine import Engine, MetricLog
 from .forward import collate, sequence_logps
+from .loop import fmt_metrics as _fmt, micro_batch_indices, run_steps, start_run  # noqa: F401 (re-exported)
 from .shapes import shape_for
 from .sharding import is_fsdp
 
@@ -81,17 +81,6 @@ class OfflineObjective:
         return self.spec.fn(inp, self.loss_cfg)
 
 
-def micro_batch_indices(m: int, n: int, bs: int, world: int, rank: int, seed: int) -> list:
-    """Example indices of global micro-batch `m` for process `rank`. Epoch e visits a seeded
-    permutation; micro-batch m is a pure function of (m, seed), so a resumed run sees the same data."""
-    per_epoch = max(1, n // (bs * world))
-    epoch, pos = divmod(m, per_epoch)
-    g = torch.Generator().manual_seed(seed * 100003 + epoch)
-    perm = torch.randperm(n, generator=g).tolist()
-    start = pos * bs * world + rank * bs
-    return [perm[(start + j) % n] for j in range(bs)]
-
-
 @torch.no_grad()
 def evaluate(objective: OfflineObjective, examples: list, bs: int) -> dict:
     if not examples:
@@ -118,32 +107,13 @@ def evaluate(objective: OfflineObjective, examples: list, bs: int) -> dict:
     return res
 
 
-def _silent(*args, **kwargs):
-    """The log of processes other than the main one."""
-
-
-def _fmt(metrics: dict, keys=("loss", "rewards/accuracy", "rewards/margin", "nll")) -> str:
-    return " ".join(f"{k.split('/')[-1]}={metrics[k]:.4f}" for k in keys if k in metrics)
-
-
 def train_offline(spec: LossSpec, loss_cfg, cfg: TrainConfig, model_path: str, train_records: list,
                   eval_records: list, output: str, log=print) -> dict:
     """Train `model_path` with `spec`'s loss on records; save an HF model in `output`."""
     from tqdm.auto import tqdm
     from ..data.tokenize import Encoder
 
-    out = Path(output)
-    if not cfg.resume and Engine.newest_checkpoint(out) is not None:
-        # a fresh run would delete its metrics and rotate its checkpoints away: nothing written is lost
-        raise ConfigError(f"{out} holds checkpoints of an earlier run ({Engine.newest_checkpoint(out).name}); "
-                          "pass --resume to continue it, or choose another --output")
-    acc = make_accelerator("bf16" if cfg.dtype == "bf16" else "no", fsdp_ok=True, lora=cfg.lora_r > 0)
-    if not acc.is_main_process:
-        log = _silent
-    out.mkdir(parents=True, exist_ok=True)
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
-    torch.manual_seed(cfg.seed)
+    out, acc, log = start_run(cfg, output, log, fsdp_ok=True)
 
     model = load_causal_lm(model_path, "fp32", cfg.trust_remote_code)  # checks the folder first
     tok = load_tokenizer(model_path, cfg.trust_remote_code)
@@ -164,7 +134,7 @@ def train_offline(spec: LossSpec, loss_cfg, cfg: TrainConfig, model_path: str, t
     if not train_ex:
         raise AlignkitError("no training examples left after tokenization (all dropped by truncation?)")
 
-    world, rank = acc.num_processes, acc.process_index
+    world = acc.num_processes
     per_epoch = max(1, len(train_ex) // (cfg.batch_size * world))
     total = cfg.max_steps or max(1, math.ceil(cfg.epochs * per_epoch / cfg.grad_accum))
 
@@ -234,35 +204,10 @@ def train_offline(spec: LossSpec, loss_cfg, cfg: TrainConfig, model_path: str, t
         first_eval = evaluate(objective, eval_ex, cfg.batch_size)
         mlog.write(0, "eval", first_eval)
         log(f"eval @ step 0: {_fmt(first_eval)}")
-    engine.install_signal_handlers()
-    bar = tqdm(total=total, initial=engine.step, desc=f"train {spec.name}",
-               disable=not (cfg.progress and acc.is_main_process))
-    last = {}
-    interrupted = False
-    try:
-        while engine.step < total:
-            m0 = engine.step * cfg.grad_accum
-            micro = [[train_ex[i] for i in micro_batch_indices(m0 + j, len(train_ex), cfg.batch_size, world, rank, cfg.seed)]
-                     for j in range(cfg.grad_accum)]
-            last = engine.optimizer_step(micro, objective.compute)
-            if engine.step % cfg.log_every == 0 or engine.step == total:
-                mlog.write(engine.step, "train", last)
-            bar.update(engine.step - bar.n)
-            bar.set_postfix_str(_fmt(last))
-            if cfg.eval_every and engine.step % cfg.eval_every == 0 and engine.step < total and eval_ex:
-                ev = evaluate(objective, eval_ex, cfg.batch_size)
-                mlog.write(engine.step, "eval", ev)
-                log(f"eval @ step {engine.step}: {_fmt(ev)}")
-            if (cfg.save_every and engine.step % cfg.save_every == 0) or engine.stop_requested:
-                save_checkpoint()
-            if engine.stop_requested:
-                interrupted = True
-                break
-    finally:
-        engine.restore_signal_handlers()
-    bar.close()
+    last, interrupted = run_steps(engine, train_ex, cfg, total, objective.compute,
+                                  lambda: evaluate(objective, eval_ex, cfg.batch_size), save_checkpoint, mlog,
+                                  log, desc=f"train {spec.name}")
     if interrupted:
-        log(f"stopped at step {engine.step}/{total}; checkpoint {engine.last_checkpoint}; rerun with --resume to continue")
         return {"interrupted": True, "step": engine.step, "checkpoint": str(engine.last_checkpoint)}
 
     final_eval = evaluate(objective, eval_ex, cfg.batch_size) if eval_ex else {}

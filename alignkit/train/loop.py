@@ -1,0 +1,99 @@
+"""The step loop that every offline trainer shares (preference losses, SFT, reward models).
+
+A trainer builds its examples, its `Engine` and an objective (`compute(micro_batch) -> LossOutput`);
+`run_steps` then drives optimizer steps over seeded micro-batches until `total`, logging, evaluating
+and checkpointing on the run config's schedule, and stopping cleanly on SIGINT/SIGTERM. It returns
+the last step's metrics and whether the run was interrupted; the trainer saves its own model.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+
+def micro_batch_indices(m: int, n: int, bs: int, world: int, rank: int, seed: int) -> list:
+    """Example indices of global micro-batch `m` for process `rank`. Epoch e visits a seeded
+    permutation; micro-batch m is a pure function of (m, seed), so a resumed run sees the same data."""
+    per_epoch = max(1, n // (bs * world))
+    epoch, pos = divmod(m, per_epoch)
+    g = torch.Generator().manual_seed(seed * 100003 + epoch)
+    perm = torch.randperm(n, generator=g).tolist()
+    start = pos * bs * world + rank * bs
+    return [perm[(start + j) % n] for j in range(bs)]
+
+
+def _silent(*args, **kwargs):
+    """The log of processes other than the main one."""
+
+
+def start_run(cfg, output: str, log=print, fsdp_ok: bool = False) -> tuple:
+    """The common start of a training run -> (output folder, accelerator, log).
+
+    Refuses to overwrite an earlier run's checkpoints unless resuming (a fresh run would delete its
+    metrics and rotate its checkpoints away), makes the accelerator, silences the log of processes
+    other than the main one, applies the thread count and seeds torch."""
+    from ..errors import ConfigError
+    from .engine import Engine, make_accelerator
+    out = Path(output)
+    if not cfg.resume and Engine.newest_checkpoint(out) is not None:
+        raise ConfigError(f"{out} holds checkpoints of an earlier run ({Engine.newest_checkpoint(out).name}); "
+                          "pass --resume to continue it, or choose another --output")
+    acc = make_accelerator("bf16" if cfg.dtype == "bf16" else "no", fsdp_ok=fsdp_ok, lora=cfg.lora_r > 0)
+    if not acc.is_main_process:
+        log = _silent
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    torch.manual_seed(cfg.seed)
+    return out, acc, log
+
+
+def fmt_metrics(metrics: dict, keys=("loss", "rewards/accuracy", "rewards/margin", "nll")) -> str:
+    """The few numbers worth a glance in a progress bar or a log line."""
+    return " ".join(f"{k.split('/')[-1]}={metrics[k]:.4f}" for k in keys if k in metrics)
+
+
+def run_steps(engine, examples: list, cfg, total: int, compute: Callable, evaluate: Callable,
+              save_checkpoint: Callable, mlog, log=print, desc: str = "train", fmt: Callable = None) -> tuple:
+    """Optimizer steps from `engine.step` to `total` -> (last step's metrics, interrupted).
+
+    compute(micro_batch) is the objective; evaluate() -> metrics dict ({} when nothing is held out);
+    save_checkpoint() writes a resumable checkpoint; fmt(metrics) is the progress bar's short text.
+    Micro-batch m of process `rank` is a pure function of (m, seed) (`micro_batch_indices`), so a resumed run sees exactly the same data.
+    """
+    from tqdm.auto import tqdm
+    fmt = fmt or fmt_metrics
+    acc = engine.acc
+    world, rank = acc.num_processes, acc.process_index
+    engine.install_signal_handlers()
+    bar = tqdm(total=total, initial=engine.step, desc=desc, disable=not (cfg.progress and acc.is_main_process))
+    last, interrupted = {}, False
+    try:
+        while engine.step < total:
+            m0 = engine.step * cfg.grad_accum
+            micro = [[examples[i] for i in micro_batch_indices(m0 + j, len(examples), cfg.batch_size, world, rank,
+                                                              cfg.seed)] for j in range(cfg.grad_accum)]
+            last = engine.optimizer_step(micro, compute)
+            if engine.step % cfg.log_every == 0 or engine.step == total:
+                mlog.write(engine.step, "train", last)
+            bar.update(engine.step - bar.n)
+            bar.set_postfix_str(fmt(last))
+            if cfg.eval_every and engine.step % cfg.eval_every == 0 and engine.step < total:
+                ev = evaluate()
+                if ev:
+                    mlog.write(engine.step, "eval", ev)
+                    log(f"eval @ step {engine.step}: {fmt(ev)}")
+            if (cfg.save_every and engine.step % cfg.save_every == 0) or engine.stop_requested:
+                save_checkpoint()
+            if engine.stop_requested:
+                interrupted = True
+                break
+    finally:
+        engine.restore_signal_handlers()
+        bar.close()
+    if interrupted:
+        log(f"stopped at step {engine.step}/{total}; checkpoint {engine.last_checkpoint}; "
+            "rerun with --resume to continue")
+    return last, interrupted
