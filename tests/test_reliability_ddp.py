@@ -77,15 +77,3 @@ def test_two_processes_match_one_with_the_same_global_batch(tiny_model_dir, tmp_
     ck = tmp_path / "ddp" / "checkpoints"
     assert sorted(p.name for p in ck.iterdir()) == ["step-00000002", "step-00000004"]
 
-
-def test_deepspeed_is_refused_with_a_reason(tiny_model_dir, tmp_path, monkeypatch, capsys):
-    # what `accelerate launch` sets for a DeepSpeed config: refused before any work is done
-    # (FSDP runs: tests/test_reliability_fsdp.py)
-    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
-    data = write_lines(tmp_path / "data.jsonl", pair_rows())
-    rc = main(["train", "dpo", "--model", str(tiny_model_dir), "--data", str(data), "--output", str(tmp_path / "o"),
-               "--progress", "false"])
-    err = capsys.readouterr().err
-    assert rc == 2 and len(err.strip().splitlines()) == 1
-    assert err.startswith("error: DeepSpeed is not supported by alignkit's engine") and "docs/distributed.md" in err
-    assert not (tmp_path / "o").exists()

@@ -1,6 +1,7 @@
 """The engine: optimiser, schedule, exact gradient accumulation, clipping, non-finite guards,
-atomic checkpoints, signals, and metric logging, on `accelerate` (DDP and FSDP2 come from it; the
-FSDP-specific state-dict handling is in sharding.py; DeepSpeed is refused, see DEEPSPEED_UNSUPPORTED).
+atomic checkpoints, signals, and metric logging, on `accelerate` (DDP, FSDP2 and DeepSpeed ZeRO-2/3
+come from it; the FSDP-specific state-dict handling is in sharding.py, DeepSpeed's step and
+checkpoints in zero.py).
 
 It holds no method-specific code. A loop hands it the micro-batches of one optimizer step and a
 `compute(micro_batch) -> LossOutput`; the engine makes the step equal to one big batch:
@@ -23,7 +24,7 @@ import torch
 
 from ..errors import AlignkitError, ConfigError
 from ..models.loading import unwrap
-from . import sharding
+from . import sharding, zero
 from .config import TrainConfig
 
 
@@ -31,18 +32,10 @@ class TrainingStopped(AlignkitError):
     """Too many non-finite steps in a row; the message names the last good checkpoint."""
 
 
-DEEPSPEED_UNSUPPORTED = (
-    "DeepSpeed is not supported by alignkit's engine: accelerate steps DeepSpeed's optimizer inside "
-    "backward and keeps ZeRO gradients in DeepSpeed's own partitioned buffers, so the engine's exact "
-    "normalisation by the global batch weight, its clipping and its non-finite guard cannot run. Use FSDP "
-    "(configs/accelerate/fsdp_gpu.yaml) or DDP (configs/accelerate/ddp_gpu.yaml); see docs/distributed.md")
-
-
 def check_supported(acc) -> None:
-    """DDP and FSDP2 run; DeepSpeed and Megatron-LM are refused (FSDP is checked by `make_accelerator`)."""
+    """DDP, FSDP2 and DeepSpeed run; Megatron-LM is refused (FSDP and DeepSpeed set-ups are checked by
+    `make_accelerator`)."""
     name = str(acc.distributed_type).split(".")[-1]
-    if name == "DEEPSPEED":
-        raise ConfigError(DEEPSPEED_UNSUPPORTED)
     if name == "MEGATRON_LM":
         raise ConfigError("Megatron-LM is not supported by alignkit's engine; see docs/distributed.md")
     if name == "FSDP" and not acc.is_fsdp2:
@@ -53,13 +46,16 @@ def make_accelerator(mixed_precision: str = "no", fsdp_ok: bool = False, lora: b
     """The run's Accelerator. Launched with several processes (torchrun, `accelerate launch
     --multi_gpu`) on a machine without CUDA, it runs DDP on CPU over gloo: accelerate only does
     that when told `cpu=True`, and its `--cpu` launcher starts a single process. An FSDP launch
-    (`distributed_type: FSDP`) runs FSDP2 where the loop allows it (`fsdp_ok`; see sharding.py),
-    on CPUs too."""
+    (`distributed_type: FSDP`) runs FSDP2, and a DeepSpeed launch ZeRO-2/3, where the loop allows
+    sharded training (`fsdp_ok`; see sharding.py and zero.py), on CPUs too (gloo)."""
     from accelerate import Accelerator
-    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() in ("1", "true"):
-        raise ConfigError(DEEPSPEED_UNSUPPORTED)  # before accelerate (silently) falls back on CPU
     sharding.check_fsdp_request(fsdp_ok, lora)
+    zero.check_deepspeed_request(fsdp_ok, lora)
     launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if zero.deepspeed_requested():  # accelerate's own DeepSpeed path; on CPUs over gloo
+        acc = Accelerator(mixed_precision=mixed_precision, kwargs_handlers=zero.accelerator_kwargs())
+        check_supported(acc)
+        return acc
     on_cpu = launched and not torch.cuda.is_available()
     acc = Accelerator(mixed_precision=mixed_precision, cpu=on_cpu)
     if on_cpu and sharding.fsdp_requested():
@@ -159,19 +155,30 @@ class Engine:
         self.acc = accelerator or make_accelerator("no")
         check_supported(self.acc)
         self.sharded = sharding.is_fsdp(self.acc)
+        self.deepspeed = zero.is_deepspeed(self.acc)
         self.total_steps = total_steps
         self.extra_params = list(extra_params or [])
+        if self.deepspeed and self.extra_params:
+            raise ConfigError("DeepSpeed runs losses without parameters outside the model (a value head) only: "
+                              "DeepSpeed clips and steps the model's parameters alone; run this loss with DDP "
+                              "or FSDP; see docs/distributed.md")
         params = [p for p in model.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
                                      betas=(cfg.adam_beta1, cfg.adam_beta2))
+        warmup = cfg.warmup_steps or int(cfg.warmup_ratio * total_steps)
+        if self.deepspeed:
+            # the schedule acts on AdamW's param groups, which ZeRO keeps (with its flat partitions in them)
+            zero.configure(self.acc, cfg)
+            self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_lambda(cfg.lr_scheduler, warmup, total_steps))
         self.model, self.opt = self.acc.prepare(model, self.opt)
         if self.extra_params:
             # FSDP swaps the model's parameters for shards inside prepare and maps the optimizer's by
             # identity: parameters outside the model (a value head) join after, in a group of their
             # own (in every mode, so that checkpoints resume across modes)
             self.opt.optimizer.add_param_group({"params": self.extra_params})
-        warmup = cfg.warmup_steps or int(cfg.warmup_ratio * total_steps)
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt.optimizer, lr_lambda(cfg.lr_scheduler, warmup, total_steps))
+        if not self.deepspeed:
+            self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt.optimizer,
+                                                           lr_lambda(cfg.lr_scheduler, warmup, total_steps))
         # the parameters the optimizer steps (prepare may have replaced the module's own)
         self.params = [p for group in self.opt.param_groups for p in group["params"]]
         self.step = 0
@@ -203,9 +210,39 @@ class Engine:
         self._old_handlers = {}
 
     # --- one optimizer step ------------------------------------------------------------------
+    def reduce_step_stats(self, total_w, loss_sum, parts: list) -> tuple:
+        """One all-reduce of this process's weight and loss sums, metric sums and counts, and stop
+        flag -> (global weight, global loss sum, global metric means); sets `stop_requested` on every
+        process at once (a signal may reach one process a step later than another)."""
+        sums, counts = _metric_sums(parts)
+        keys = sorted(sums)
+        flag = float(self.signal_received or self.stop_requested)
+        stats = torch.tensor([float(total_w), float(loss_sum), flag] + [sums[k] for k in keys]
+                             + [float(counts[k]) for k in keys], dtype=torch.float64)
+        stats = self.acc.reduce(stats.to(self.acc.device), reduction="sum").cpu().tolist()
+        if stats[2] > 0:
+            self.stop_requested = True
+        n = len(keys)
+        metrics = {k: s / max(c, 1) for k, s, c in zip(keys, stats[3: 3 + n], stats[3 + n:])}
+        return stats[0], stats[1], metrics
+
+    def count_nonfinite(self, metrics: dict) -> dict:
+        """A skipped step: count it; stop after `max_nonfinite` in a row."""
+        self.nonfinite_in_row += 1
+        self.nonfinite_total += 1
+        metrics["skipped_nonfinite"] = self.nonfinite_total
+        if self.nonfinite_in_row >= self.cfg.max_nonfinite:
+            where = self.last_checkpoint or "none written yet"
+            raise TrainingStopped(
+                f"stopped at step {self.step}: {self.nonfinite_in_row} non-finite losses or gradients in a row "
+                f"(each was skipped); last good checkpoint: {where}. Lower the learning rate or check the data.")
+        return metrics
+
     def optimizer_step(self, micro_batches: list, compute) -> dict:
         """Forward/backward every micro-batch, normalise by the global weight, clip, step.
         Returns the step's metrics (floats). A non-finite loss or gradient skips the update."""
+        if self.deepspeed:
+            return zero.optimizer_step(self, micro_batches, compute)
         model = self.model
         total_w = torch.zeros((), dtype=torch.float64)
         loss_sum = torch.zeros((), dtype=torch.float64)
@@ -225,21 +262,10 @@ class Engine:
             loss_sum += total.detach().double().cpu()
             parts.append(({"loss": out.loss.detach(), **out.metrics}, len(out.loss)))
         # global normaliser over processes: DDP (and FSDP's reduce-scatter) averages gradients, so
-        # scale by world / W_global (on FSDP's shards as on whole gradients).
-        # The same reduction carries the metrics' sums and counts, and the stop flag, so that every
-        # process logs the global means and stops after the same step (a signal may reach one
-        # process a step later than another).
-        sums, counts = _metric_sums(parts)
-        keys = sorted(sums)
-        flag = float(self.signal_received or self.stop_requested)
-        stats = torch.tensor([total_w.item(), loss_sum.item(), flag] + [sums[k] for k in keys]
-                             + [float(counts[k]) for k in keys], dtype=torch.float64)
-        stats = self.acc.reduce(stats.to(self.acc.device), reduction="sum").cpu().tolist()
-        w_global, loss_global = stats[0], stats[1]
-        if stats[2] > 0:
-            self.stop_requested = True
-        n = len(keys)
-        metrics = {k: s / max(c, 1) for k, s, c in zip(keys, stats[3: 3 + n], stats[3 + n:])}
+        # scale by world / W_global (on FSDP's shards as on whole gradients). The same reduction
+        # carries the metrics and the stop flag: every process logs the global means and stops
+        # after the same step.
+        w_global, loss_global, metrics = self.reduce_step_stats(total_w, loss_sum, parts)
         if self.acc.num_processes > 1:
             # parameters outside the DDP/FSDP module (a value head) get no all-reduce: average
             # their gradients here the way DDP does for the module's own
@@ -263,15 +289,7 @@ class Engine:
         metrics.update(loss=loss_value, grad_norm=float(grad_norm), lr=self.sched.get_last_lr()[0])
         if not (math.isfinite(loss_value) and math.isfinite(float(grad_norm))):
             self.opt.zero_grad(set_to_none=True)
-            self.nonfinite_in_row += 1
-            self.nonfinite_total += 1
-            metrics["skipped_nonfinite"] = self.nonfinite_total
-            if self.nonfinite_in_row >= self.cfg.max_nonfinite:
-                where = self.last_checkpoint or "none written yet"
-                raise TrainingStopped(
-                    f"stopped at step {self.step}: {self.nonfinite_in_row} non-finite losses or gradients in a row "
-                    f"(each was skipped); last good checkpoint: {where}. Lower the learning rate or check the data.")
-            return metrics
+            return self.count_nonfinite(metrics)
         self.nonfinite_in_row = 0
         self.opt.step()
         self.sched.step()
@@ -282,28 +300,35 @@ class Engine:
     # --- checkpoints ---------------------------------------------------------------------------
     def save_checkpoint(self, save_model_fn, extra_state: dict) -> Path | None:
         """Atomically write checkpoints/step-N (temporary name, then rename); keep the newest few.
-        Called on every process; `save_model_fn(folder)` runs on the main one (under FSDP, pass it
-        weights gathered beforehand with `trainable_state`)."""
+        Called on every process; `save_model_fn(folder)` runs on the main one (under FSDP or
+        DeepSpeed, pass it weights gathered beforehand with `trainable_state`). Under DeepSpeed every
+        process also writes its ZeRO partitions into the temporary folder (step-N/deepspeed), which
+        needs an output folder every process can write (one filesystem)."""
         self.acc.wait_for_everyone()
         # under FSDP the optimizer's moments are shards: gather them whole (every process takes part)
         opt_state = sharding.full_optimizer_state(self.opt) if self.sharded else None
         ckdir = self.out / "checkpoints"
         final = ckdir / f"step-{self.step:08d}"
+        tmp = ckdir / f".tmp-step-{self.step:08d}"
         if self.acc.is_main_process:
-            tmp = ckdir / f".tmp-step-{self.step:08d}"
             if tmp.exists():
                 shutil.rmtree(tmp)
             tmp.mkdir(parents=True)
+        if self.deepspeed:  # ZeRO's optimizer partitions: DeepSpeed's format, every process writes its own
+            zero.save_state(self, tmp)
+        if self.acc.is_main_process:
             save_model_fn(tmp)
-            torch.save({"optimizer": self.opt.state_dict() if opt_state is None else opt_state,
+            optimizer = None if self.deepspeed else self.opt.state_dict() if opt_state is None else opt_state
+            torch.save({"optimizer": optimizer,
                         "scheduler": self.sched.state_dict(), "rng": torch.get_rng_state(),
                         "extra_params": [p.detach().cpu() for p in self.extra_params]},
                        tmp / "trainer_state.pt")
             state = {"step": self.step, "nonfinite_total": self.nonfinite_total, **extra_state}
             (tmp / "state.json").write_text(json.dumps(state, indent=1))
-            for f in tmp.iterdir():  # on disk before the rename makes the checkpoint visible
-                with open(f, "rb+") as fh:
-                    os.fsync(fh.fileno())
+            for f in tmp.rglob("*"):  # on disk before the rename makes the checkpoint visible
+                if f.is_file():
+                    with open(f, "rb+") as fh:
+                        os.fsync(fh.fileno())
             if final.exists():
                 shutil.rmtree(final)
             os.replace(tmp, final)
@@ -319,9 +344,9 @@ class Engine:
     def trainable_state(self) -> dict:
         """{name: full CPU tensor} of the model's trainable parameters, on the main process ({} on
         the others). Under FSDP it gathers the shards, so every process must call it."""
-        if self.sharded:
-            names = [n for n, p in self.model.named_parameters() if p.requires_grad]
-            full = sharding.full_model_state(self.acc, self.model)
+        if self.sharded or self.deepspeed:
+            names = [n for n, p in unwrap(self.model).named_parameters() if p.requires_grad]
+            full = sharding.full_model_state(self.acc, self.model) or {}  # ZeRO-3: None off the main process
             return {n: full[n].contiguous() for n in names if n in full}
         if not self.acc.is_main_process:
             return {}
@@ -329,12 +354,15 @@ class Engine:
                 if p.requires_grad}
 
     def full_model_state(self) -> dict | None:
-        """Under FSDP: the whole model's weights gathered (collective; full on the main process);
-        otherwise None (the model on the main process is whole already)."""
-        return sharding.full_model_state(self.acc, self.model) if self.sharded else None
+        """Under FSDP or DeepSpeed: the whole model's weights gathered (collective; full on the main
+        process); otherwise None (the model on the main process is whole already)."""
+        return sharding.full_model_state(self.acc, self.model) if self.sharded or self.deepspeed else None
 
     def load_trainable_state(self, weights: dict) -> None:
-        """Load full tensors of (some of) the model's parameters; under FSDP each process keeps its shard."""
+        """Load full tensors of (some of) the model's parameters; under FSDP each process keeps its shard.
+        Under DeepSpeed the weights come with DeepSpeed's own checkpoint (`load_trainer_state`)."""
+        if self.deepspeed:
+            return
         if self.sharded:
             sharding.load_full_weights(self.model, weights)
         else:
@@ -349,7 +377,12 @@ class Engine:
     def load_trainer_state(self, ckpt: Path) -> dict:
         # Our own checkpoint; weights_only=True refuses anything but tensors and plain containers.
         blob = torch.load(ckpt / "trainer_state.pt", weights_only=True)
-        if self.sharded:
+        if self.deepspeed:
+            zero.load_state(self, ckpt)  # weights and ZeRO optimizer partitions
+        elif blob["optimizer"] is None:
+            raise ConfigError(f"{ckpt} was written under DeepSpeed (its optimizer state is in DeepSpeed's format): "
+                              "resume it under DeepSpeed with as many processes; see docs/distributed.md")
+        elif self.sharded:
             sharding.load_full_optimizer_state(self.opt, blob["optimizer"])
         else:
             self.opt.load_state_dict(blob["optimizer"])

@@ -25,6 +25,7 @@ from .forward import collate, sequence_logps
 from .loop import fmt_metrics as _fmt, micro_batch_indices, run_steps, start_run  # noqa: F401 (re-exported)
 from .shapes import shape_for
 from .sharding import is_fsdp
+from .zero import whole_model_loading
 
 
 @dataclass
@@ -115,7 +116,8 @@ def train_offline(spec: LossSpec, loss_cfg, cfg: TrainConfig, model_path: str, t
 
     out, acc, log = start_run(cfg, output, log, fsdp_ok=True)
 
-    model = load_causal_lm(model_path, "fp32", cfg.trust_remote_code)  # checks the folder first
+    with whole_model_loading(acc):  # ZeRO-3 partitions it in prepare, not at load
+        model = load_causal_lm(model_path, "fp32", cfg.trust_remote_code)  # checks the folder first
     tok = load_tokenizer(model_path, cfg.trust_remote_code)
     if cfg.lora_r > 0:
         model = apply_lora(model, LoraSettings(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout,
@@ -154,8 +156,9 @@ def train_offline(spec: LossSpec, loss_cfg, cfg: TrainConfig, model_path: str, t
         ref_id = f"{cfg.ref or model_path}|lora={cfg.lora_r > 0}|{cfg.max_length}|{cfg.max_prompt_length}"
         all_ex = train_ex + eval_ex
         if spec.needs_logits:  # full-vocabulary reference logits: run the reference live
-            live_ref = model if (cfg.lora_r > 0 and not cfg.ref) else load_causal_lm(
-                cfg.ref or model_path, "fp32", cfg.trust_remote_code).to(acc.device).eval()
+            with whole_model_loading(acc):
+                live_ref = model if (cfg.lora_r > 0 and not cfg.ref) else load_causal_lm(
+                    cfg.ref or model_path, "fp32", cfg.trust_remote_code).to(acc.device).eval()
         else:
             key = refcache.data_key(all_ex, ref_id)
             path = out / "ref_logps.safetensors"
@@ -163,8 +166,9 @@ def train_offline(spec: LossSpec, loss_cfg, cfg: TrainConfig, model_path: str, t
             if ref_cache is None:
                 # no --ref and no resume: the policy before its first step is the reference itself
                 fresh = (cfg.ref or resume_ckpt is not None) and not (cfg.lora_r > 0 and not cfg.ref)
-                ref_model = load_causal_lm(cfg.ref or model_path, "fp32", cfg.trust_remote_code).to(
-                    acc.device) if fresh else model
+                with whole_model_loading(acc):
+                    ref_model = load_causal_lm(cfg.ref or model_path, "fp32", cfg.trust_remote_code).to(
+                        acc.device) if fresh else model
                 bar = tqdm(total=sum(len(e.seqs) for e in all_ex), desc="reference log-probs",
                            disable=not (cfg.progress and acc.is_main_process), leave=False)
                 ref_cache = refcache.compute_ref_logps(ref_model, all_ex, tok.pad_token_id, progress=bar)
