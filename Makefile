@@ -24,9 +24,14 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -q -n 2 -m "not slow"
 
+# Side by side with TRL (benchmarks/RESULTS.md): DPO, reward model, GRPO; 2-13 min each on 2 CPU cores.
+# A quick smoke run: make bench BENCH_ARGS="--rounds 1 --steps 3"
+BENCH_ARGS ?=
 bench: install
 	$(BIN)/pip install -q $(PIP_C) -e '.[bench]'
-	$(BIN)/python benchmarks/bench_dpo.py
+	$(BIN)/python benchmarks/bench_dpo.py --json runs/bench/dpo.json $(BENCH_ARGS)
+	$(BIN)/python benchmarks/bench_rm.py --json runs/bench/rm.json $(BENCH_ARGS)
+	$(BIN)/python benchmarks/bench_rl.py --json runs/bench/rl.json $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

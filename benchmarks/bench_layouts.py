@@ -2,7 +2,7 @@
 (the policy's per-token log-probs, summed) in each batch layout, dtype and thread count, on the same
 hh-rlhf batches and 5.2M-parameter model as bench_dpo.py. Not part of the test suite.
 
-    .venv/bin/python benchmarks/bench_layouts.py [--batches 4] [--repeats 3]
+    .venv/bin/python benchmarks/bench_layouts.py [--batches 4] [--repeats 3] [--threads 1]
 
 Layouts:
   plain        one left-padded row per sequence, LM head on the completion columns only (logits_to_keep)
@@ -10,12 +10,16 @@ Layouts:
   padfree      padding-free only: every sequence its own segment, packed into rows of ~512 tokens
   packed-N     both (what alignkit trains with): shared prompts, packed into rows of ~N tokens
 Each configuration runs every batch once per repeat, configurations interleaved; the figure is the
-median over repeats of the summed time, relative to `packed-512` in the same dtype and threads.
+median over repeats of the summed time, relative to `packed-512` fp32 at --threads. The last two
+rows run at the other thread count (1 when --threads is torch's default, else torch's default).
+On a machine shared with other jobs, use --threads 1: two threads then mostly wait on each other
+and the layout rows measure that instead.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -32,6 +36,7 @@ def main():
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--max-length", type=int, default=512)
+    p.add_argument("--threads", type=int, default=0, help="threads of the layout rows (0 = torch's default)")
     p.add_argument("--json", default="")
     a = p.parse_args()
 
@@ -78,39 +83,45 @@ def main():
         lp.sum().sum().backward()
         model.zero_grad(set_to_none=True)
 
-    configs = [(lay, "fp32", 0) for lay in ("plain", "shared", "padfree", "packed-512", "packed-1024", "packed-2048")]
-    configs += [("packed-512", "bf16", 0), ("plain", "bf16", 0), ("packed-512", "fp32", 1), ("plain", "fp32", 1)]
     default_threads = torch.get_num_threads()
+    base = a.threads or default_threads
+    other = 1 if base != 1 else default_threads
+    configs = [(lay, "fp32", base) for lay in ("plain", "shared", "padfree", "packed-512", "packed-1024", "packed-2048")]
+    configs += [("packed-512", "bf16", base), ("plain", "bf16", base)]
+    if other != base:
+        configs += [("packed-512", "fp32", other), ("plain", "fp32", other)]
     prepared = {c: [layout(c[0], s) for s in batches] for c in configs}
     tokens = {c: sum(b.input_ids.numel() for b in prepared[c]) for c in configs}
     times = {c: [] for c in configs}
+    load0 = os.getloadavg()[0]
     for c in configs:  # warm-up
-        torch.set_num_threads(c[2] or default_threads)
+        torch.set_num_threads(c[2])
         step(prepared[c][0], c[1])
     for _ in range(a.repeats):
         for c in configs:
-            torch.set_num_threads(c[2] or default_threads)
+            torch.set_num_threads(c[2])
             t = time.perf_counter()
             for b in prepared[c]:
                 step(b, c[1])
             times[c].append(time.perf_counter() - t)
     torch.set_num_threads(default_threads)
 
+    load = (load0 + os.getloadavg()[0]) / 2
     real = sum(len(p) + len(c) for s in batches for p, c in s)
     print(f"machine: {common.machine()}")
     print(f"{a.batches} DPO micro-batches of {a.batch_size} hh-rlhf pairs ({real} sequence tokens without sharing); "
-          f"forward + backward of the policy log-probs; median of {a.repeats} interleaved repeats")
+          f"forward + backward of the policy log-probs; median of {a.repeats} interleaved repeats; load average {load:.1f}")
     print(f"{'layout':12s} {'dtype':5s} {'threads':7s} {'columns':>8s} {'s/batch':>8s} {'relative':>8s}")
     rows = []
     for c in configs:
         med = statistics.median(times[c]) / a.batches
-        ref = statistics.median(times[("packed-512", "fp32", 0)]) / a.batches
-        threads = c[2] or default_threads
+        ref = statistics.median(times[("packed-512", "fp32", base)]) / a.batches
+        threads = c[2]
         rows.append({"layout": c[0], "dtype": c[1], "threads": threads, "columns": tokens[c],
                      "s_per_batch": med, "relative": med / ref})
         print(f"{c[0]:12s} {c[1]:5s} {threads:7d} {tokens[c]:8d} {med:8.3f} {med / ref:8.2f}")
     if a.json:
-        Path(a.json).write_text(json.dumps({"machine": common.machine(), "rows": rows}, indent=1))
+        Path(a.json).write_text(json.dumps({"machine": common.machine(), "load": load, "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ optimizer, logging). Not timed, on both sides: imports, loading, tokenization, s
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time

@@ -46,14 +46,28 @@ def build_model(work: Path = WORK) -> Path:
     from alignkit.models.tiny import TinyLlamaConfig, build_tiny_llama, train_tokenizer
     out = work / "model"
     if (out / "model.safetensors").is_file():
-        return out
+        return _cache_on(out)
     out.mkdir(parents=True, exist_ok=True)
     texts = [t for p, c, r in hh_pairs() for t in (p, c, r)]
     tok = train_tokenizer(texts, VOCAB)
     model = build_tiny_llama(tok, TinyLlamaConfig(**MODEL_CFG), seed=0)
     model.save_pretrained(out, safe_serialization=True)
     tok.save_pretrained(out)
-    return out
+    return _cache_on(out)
+
+
+def _cache_on(model_dir: Path) -> Path:
+    """`use_cache: true` in the folder's configs, as in a released model: TRL's samplers read it from
+    there (alignkit's asks for the KV cache itself). Training forwards pass use_cache=False on both
+    sides, so only sampling sees the difference."""
+    for name in ("config.json", "generation_config.json"):
+        f = model_dir / name
+        if f.is_file():
+            cfg = json.loads(f.read_text())
+            if cfg.get("use_cache") is not True:
+                cfg["use_cache"] = True
+                f.write_text(json.dumps(cfg, indent=2) + "\n")
+    return model_dir
 
 
 def trl_ids(tok, prompt: str, completion: str) -> tuple:
@@ -251,10 +265,11 @@ def compare(script: Path, a, name: str, unit: str = "pairs"):
         t, k = summary["trl"], summary["alignkit"]
         summary["ratio"] = k["per_s"] / t["per_s"]
         summary["cpu_ratio"] = k["per_cpu_s"] / t["per_cpu_s"]
+        summary["rss_ratio"] = k["peak_rss_mb"] / t["peak_rss_mb"]
         diffs = [abs(x - y) for x, y in zip(t["losses"], k["losses"])]
         summary["loss_diff_step0"], summary["loss_diff_max"] = diffs[0], max(diffs)
         print(f"alignkit / TRL: {summary['ratio']:.2f}x {unit}/s wall ({summary['cpu_ratio']:.2f}x per CPU-second), "
-              f"peak RSS {k['peak_rss_mb']:.0f} vs {t['peak_rss_mb']:.0f} MiB")
+              f"peak RSS {k['peak_rss_mb']:.0f} vs {t['peak_rss_mb']:.0f} MiB ({summary['rss_ratio']:.2f}x)")
         print(f"step-0 loss: TRL {t['losses'][0]:.6f}, alignkit {k['losses'][0]:.6f} (|diff| {diffs[0]:.1e}); "
               f"largest |diff| over all {len(diffs)} steps, after updates too: {max(diffs):.1e}")
         print("step-0 loss agrees to 1e-4" if diffs[0] < 1e-4 else "STEP-0 LOSS DIFFERS")
