@@ -126,11 +126,11 @@ def test_cringe_topk_sampling_is_seeded_and_excludes_target():
     tokens = torch.log_softmax(logits, -1)[..., 0]
     inp = BinaryInput(Logps(tokens, mask, logits=logits, ids=ids), torch.tensor([False]))
     a, b = softplus(3.0 - 2.0), softplus(3.0 - 1.0)  # k = 2: s is token 1 or token 2, never the target
-    values = [cringe(inp, CringeConfig(num_pos_predictions=2, seed=s)).loss.item() for s in range(300)]
+    values = [cringe(inp, CringeConfig(num_pos_predictions=2, sample_seed=s)).loss.item() for s in range(300)]
     assert all(v == pytest.approx(a, abs=1e-12) or v == pytest.approx(b, abs=1e-12) for v in values)
     frac = sum(v == pytest.approx(a, abs=1e-12) for v in values) / len(values)
     assert frac == pytest.approx(math.exp(2) / (math.exp(2) + math.exp(1)), abs=0.1)  # 0.731
-    again = cringe(inp, CringeConfig(num_pos_predictions=2, seed=7)).loss.item()
+    again = cringe(inp, CringeConfig(num_pos_predictions=2, sample_seed=7)).loss.item()
     assert again == values[7]
 
 

@@ -81,12 +81,12 @@ def d2o(inp: ListwiseInput, cfg: D2OConfig) -> LossOutput:
 class CringeConfig:
     ct_weight: float = 1.0  # alpha, weight of the contrastive loss on negative sequences (ParlAI ct_loss_weight)
     num_pos_predictions: int = 1  # k: sample the positive token from the model's top-k (ParlAI default 1; paper's k unverified)
-    seed: int = 0  # seed of the top-k sampling (mixed with the batch's token ids, so each batch draws differently)
+    sample_seed: int = 0  # seed of the top-k sampling (mixed with the batch's token ids, so each batch draws differently)
 
 
 def _generator(cfg: CringeConfig, ids: torch.Tensor) -> torch.Generator:
     gen = torch.Generator(device=ids.device)
-    gen.manual_seed((cfg.seed * 1_000_003 + int(ids.sum())) % (2 ** 63))
+    gen.manual_seed((cfg.sample_seed * 1_000_003 + int(ids.sum())) % (2 ** 63))
     return gen
 
 
@@ -99,7 +99,7 @@ def cringe(inp: BinaryInput, cfg: CringeConfig) -> LossOutput:
       L_ct = -log( e^{z_s} / (e^{z_s} + e^{z_{y_t}}) ) = softplus(z_{y_t} - z_s).
     L = CE_pos + alpha * L_ct, summed per sequence; `weight` = completion-token counts, so the
     engine's sum(loss)/sum(weight) divides by the total number of target tokens, as ParlAI does.
-    Sampling uses a torch.Generator seeded from cfg.seed and the batch's token ids (reproducible).
+    Sampling uses a torch.Generator seeded from cfg.sample_seed and the batch's token ids (reproducible).
     """
     logits, ids = inp.policy.logits, inp.policy.ids
     if logits is None or ids is None:
