@@ -20,7 +20,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 from safetensors.torch import load_file
 
 from alignkit.cli import main
@@ -29,7 +28,7 @@ from alignkit.train.engine import make_accelerator
 
 from hostile.files import write_lines
 from test_reliability_ddp import free_port, pair_rows, rows
-from test_reliability_fsdp import COMMON, assert_same_curve, max_diff, one_process
+from test_reliability_fsdp import COMMON, assert_same_curve, assert_same_saved_model, max_diff, one_process
 
 REPO = Path(__file__).resolve().parents[1]
 HAVE_DEEPSPEED = importlib.util.find_spec("deepspeed") is not None
@@ -76,13 +75,7 @@ def test_zero_matches_one_process_and_saves_a_whole_model(runs, capsys, stage):
     assert_same_curve(rows(ds), ref, KEYS)
 
     # the final model: gathered whole, the same tensors as one process's, loads with transformers
-    assert max_diff(load_file(str(ds / "model.safetensors")), load_file(str(one / "model.safetensors"))) < 1e-4
-    from transformers import AutoModelForCausalLM
-    m2 = AutoModelForCausalLM.from_pretrained(str(ds), use_safetensors=True)
-    m1 = AutoModelForCausalLM.from_pretrained(str(one), use_safetensors=True)
-    assert max_diff(m2.state_dict(), m1.state_dict()) < 1e-4
-    ids = torch.tensor([[5, 17, 42, 9, 3]])
-    assert (m2(input_ids=ids).logits - m1(input_ids=ids).logits).abs().max().item() < 1e-3
+    assert_same_saved_model(ds, one)
 
     # checkpoints: whole trainable weights (alignkit's) + DeepSpeed's partitions, one per process
     ck = ds / "checkpoints"

@@ -55,6 +55,17 @@ def max_diff(a: dict, b: dict) -> float:
     return max((a[k].float() - b[k].float()).abs().max().item() for k in a)
 
 
+def assert_same_saved_model(sharded: Path, one: Path):
+    """The sharded run's model.safetensors equals one process's, loads with transformers, same logits."""
+    assert max_diff(load_file(str(sharded / "model.safetensors")), load_file(str(one / "model.safetensors"))) < 1e-4
+    from transformers import AutoModelForCausalLM
+    m2 = AutoModelForCausalLM.from_pretrained(str(sharded), use_safetensors=True)
+    m1 = AutoModelForCausalLM.from_pretrained(str(one), use_safetensors=True)
+    assert max_diff(m2.state_dict(), m1.state_dict()) < 1e-4
+    ids = torch.tensor([[5, 17, 42, 9, 3]])
+    assert (m2(input_ids=ids).logits - m1(input_ids=ids).logits).abs().max().item() < 1e-3
+
+
 def assert_same_curve(two, one, keys):
     assert [(r["step"], r["split"]) for r in two] == [(r["step"], r["split"]) for r in one]
     for a, b in zip(two, one):
@@ -84,13 +95,7 @@ def test_dpo_under_fsdp_matches_one_process_and_saves_a_whole_model(dpo_runs, ca
     assert_same_curve(two, ref, ("loss", "rewards/margin", "rewards/accuracy", "rewards/chosen", "grad_norm"))
 
     # the final model: gathered whole, the same tensors (tied embedding written once) as one process's
-    assert max_diff(load_file(str(fsdp / "model.safetensors")), load_file(str(one / "model.safetensors"))) < 1e-4
-    from transformers import AutoModelForCausalLM
-    m2 = AutoModelForCausalLM.from_pretrained(str(fsdp), use_safetensors=True)
-    m1 = AutoModelForCausalLM.from_pretrained(str(one), use_safetensors=True)
-    assert max_diff(m2.state_dict(), m1.state_dict()) < 1e-4
-    ids = torch.tensor([[5, 17, 42, 9, 3]])
-    assert (m2(input_ids=ids).logits - m1(input_ids=ids).logits).abs().max().item() < 1e-3
+    assert_same_saved_model(fsdp, one)
 
     # checkpoints: whole trainable weights and whole AdamW moments
     ck = fsdp / "checkpoints"
