@@ -67,3 +67,22 @@ def test_listwise_and_scored_records_become_pairs():
     assert [(p.chosen, p.rejected) for p in pairs] == [("a", "c"), ("a", "b"), ("c", "b")]
     pairs = as_pairs([Scored("p", "a", 1.0), Scored("p", "b", 3.0)])
     assert [(p.chosen, p.rejected) for p in pairs] == [("b", "a")]
+
+
+def test_binary_auc_by_hand():
+    # up scores 3, 1; down scores 2, 1, 0. Pairs (up, down): (3,2) (3,1) (3,0) win; (1,2) loses,
+    # (1,1) ties, (1,0) wins -> (3 + 0 + 0.5 + 1) / 6.
+    assert C.binary_auc([3.0, 2.0, 1.0, 1.0, 0.0], [True, False, True, False, False]) == pytest.approx(4.5 / 6)
+    assert C.binary_auc([0.0, 0.0, 0.0], [True, False, False]) == 0.5  # all tied: chance
+    assert C.binary_auc([1.0, 2.0], [True, True]) != C.binary_auc([1.0, 2.0], [True, True])  # nan: one class
+
+
+def test_binary_report_scores_thumbs_with_auc_and_gap():
+    from alignkit.data.records import Binary
+    from alignkit.rewards.evaluate import binary_report, is_binary
+    recs = [Binary("p", "a long answer", True), Binary("p", "short", False), Binary("q", "tiny", False),
+            Binary("q", "mid size", True)]
+    assert is_binary(recs) and not is_binary([Pairwise("p", "a", "b")])
+    rep = binary_report(LengthJudge(), recs)  # lengths: up 13, 8; down 5, 4 -> perfectly separated
+    assert rep["responses"] == 4 and rep["thumbs_up"] == 2 and rep["auc"] == 1.0
+    assert rep["reward_gap"] == pytest.approx((13 + 8) / 2 - (5 + 4) / 2)

@@ -128,3 +128,16 @@ def test_resume_from_a_checkpoint_equals_an_uninterrupted_run(tiny_model_dir, tm
     s = json.loads((tmp_path / "resumed" / "summary.json").read_text())
     assert s["heldout_accuracy"]["start"] == json.loads((tmp_path / "straight" / "summary.json").read_text())[
         "heldout_accuracy"]["start"]
+
+
+@pytest.mark.slow
+def test_eval_preferences_on_thumbs_data_reports_auc(tiny_model_dir, tmp_path, capsys):
+    from alignkit.data.records import Binary
+    recs = [Binary(p.prompt, p.chosen, True) for p in make_pairs(6)] + \
+           [Binary(p.prompt, p.rejected, False) for p in make_pairs(6)]
+    data = write_jsonl(recs, tmp_path / "thumbs.jsonl")
+    # the untrained model as its own reference: every implicit reward is 0, so the AUC is exactly chance
+    assert main(["eval", "preferences", "--model", str(tiny_model_dir), "--ref", str(tiny_model_dir),
+                 "--data", str(data), "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["responses"] == 12 and rep["thumbs_up"] == 6 and rep["auc"] == 0.5 and rep["reward_gap"] == 0.0

@@ -8,6 +8,8 @@ probabilities p_i = P(first response of pair i preferred), as `Judge.compare` re
   from each judge's own decision rates.
 - Calibration: a reliability table (DeGroot & Fienberg 1983) and the expected calibration error
   ECE = sum_b (n_b / N) |freq_b - conf_b| (Naeini et al. 2015; Guo et al. 2017, arXiv 1706.04599).
+- Thumbs (binary) labels have no pairs: a reward there is judged by its AUC, P(reward of a random
+  thumbs-up response > reward of a random thumbs-down one), ties half (the Mann-Whitney U statistic).
 
 Pair files list the better response first, so "the first wins" is always the label; binned as it is,
 that says nothing about calibration (every bin's frequency would be 1). Each pair is therefore counted
@@ -94,3 +96,18 @@ def format_table(table: list) -> str:
     for r in table:
         lines.append(f"  [{r['lo']:.1f}, {r['hi']:.1f})  {r['count']:6d}  {r['confidence']:.3f}   {r['frequency']:.3f}")
     return "\n".join(lines)
+
+
+def binary_auc(scores: list, labels: list) -> float:
+    """AUC of `scores` separating label True from label False; ties count half. nan without both classes."""
+    pos = [s for s, y in zip(scores, labels) if y]
+    neg = [s for s, y in zip(scores, labels) if not y]
+    if not pos or not neg:
+        return float("nan")
+    neg_sorted = sorted(neg)
+    import bisect
+    total = 0.0
+    for s in pos:  # O((P + N) log N): below counts 1, equal counts half
+        lo, hi = bisect.bisect_left(neg_sorted, s), bisect.bisect_right(neg_sorted, s)
+        total += lo + 0.5 * (hi - lo)
+    return total / (len(pos) * len(neg))

@@ -4,7 +4,7 @@
         one reward per response (pairwise data: both sides) as JSONL, to --output or stdout
     alignkit rewards eval --reward SPEC --data FILE [--against SPEC] [--json]
         preference accuracy on labelled pairs, calibration (reliability table, ECE), and agreement
-        (accuracy, Cohen's kappa) with another judge
+        (accuracy, Cohen's kappa) with another judge; on thumbs (binary) data, the AUC and reward gap
     alignkit eval preferences --model DIR [--ref DIR] --data FILE [--beta B] [--json]
         the implicit reward's preference accuracy of a DPO-family policy (`eval_preferences`)
 
@@ -85,8 +85,16 @@ def cmd_score(args) -> int:
 
 def _report(judge, args, against=None) -> int:
     from ..errors import DataError
-    from .evaluate import as_pairs, format_report, preference_report
-    pairs = as_pairs(_read(args.data, args.eval_fraction, args.seed), args.data)
+    from .evaluate import as_pairs, binary_report, format_binary_report, format_report, is_binary, preference_report
+    records = _read(args.data, args.eval_fraction, args.seed)
+    if is_binary(records):  # thumbs labels: AUC of the score, not pair accuracy
+        if against is not None:
+            raise DataError(args.data, None, None, "--against needs pairwise, listwise or scored records")
+        records = records[: args.max_pairs] if args.max_pairs else records
+        report = binary_report(judge, records)
+        print(json.dumps(report, indent=1) if args.json else format_binary_report(report))
+        return 0
+    pairs = as_pairs(records, args.data)
     if args.max_pairs:
         pairs = pairs[: args.max_pairs]
     if not pairs:
@@ -108,7 +116,8 @@ def eval_preferences(args) -> int:
 
 
 def _common_eval_args(p):
-    p.add_argument("--data", required=True, help="labelled pairs (pairwise; listwise or scored data become pairs)")
+    p.add_argument("--data", required=True, help="labelled pairs (pairwise; listwise or scored data become pairs); "
+                                                 "binary (thumbs) data gets the AUC of the score instead")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--bins", type=int, default=10, help="bins of the reliability table (default 10)")
     p.add_argument("--eval-fraction", "--eval_fraction", dest="eval_fraction", type=float, default=0.0,

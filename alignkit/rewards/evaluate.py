@@ -5,7 +5,7 @@ functions of calibration.py.
 """
 from __future__ import annotations
 
-from ..data.records import Listwise, Pairwise, Scored
+from ..data.records import Binary, Listwise, Pairwise, Scored
 from ..errors import DataError
 from . import calibration as C
 
@@ -23,6 +23,30 @@ def as_pairs(records: list, path: str = "data") -> list:
         return scored_to_pairwise(records)
     raise DataError(path, None, None, f"preference evaluation needs pairwise, listwise or scored records, "
                                       f"got {type(records[0]).__name__}")
+
+
+def is_binary(records: list) -> bool:
+    """Thumbs-up/down records (KTO/BCO data): judged by AUC, not pair accuracy."""
+    return bool(records) and all(isinstance(r, Binary) for r in records)
+
+
+def binary_report(judge, records: list) -> dict:
+    """{"judge", "responses", "thumbs_up", "auc", "reward_gap"}: how well the judge's score separates
+    thumbs-up from thumbs-down responses (AUC; 0.5 = chance, e.g. a policy that is its own reference)
+    and mean(score | up) - mean(score | down)."""
+    scores = judge.score([r.prompt for r in records], [r.completion for r in records])
+    labels = [bool(r.label) for r in records]
+    up = [s for s, y in zip(scores, labels) if y]
+    down = [s for s, y in zip(scores, labels) if not y]
+    gap = (sum(up) / len(up) - sum(down) / len(down)) if up and down else float("nan")
+    return {"judge": judge.name, "responses": len(records), "thumbs_up": len(up),
+            "auc": C.binary_auc(scores, labels), "reward_gap": gap}
+
+
+def format_binary_report(report: dict) -> str:
+    return (f"{report['judge']}: {report['responses']} thumbs-labelled responses ({report['thumbs_up']} up)\n"
+            f"  AUC {report['auc']:.4f} (thumbs-up scored above thumbs-down; 0.5 = chance)\n"
+            f"  reward gap {report['reward_gap']:.4f} (mean up - mean down)")
 
 
 def judge_probs(judge, pairs: list) -> list:
