@@ -177,3 +177,15 @@ def test_registry_specs():
     assert get_loss("dro").needs_value and get_loss("dro").reference
     for name in ("kto", "bco", "dro"):
         assert get_loss(name).theme == "optimization" and "arXiv" in get_loss(name).paper
+
+
+def test_kto_advice_checks_the_papers_class_balance():
+    from alignkit.data.records import Binary
+    from alignkit.losses.binary import KTOConfig, kto_advice
+    recs = [Binary("p", "good", True)] * 2 + [Binary("p", "bad", False)] * 6
+    notes = kto_advice(recs, KTOConfig())  # 1 * 2 / (1 * 6) = 0.33 < 1
+    assert len(notes) == 1 and "0.33" in notes[0] and "--desirable-weight 3.50" in notes[0]  # 7/6 * 6/2
+    assert kto_advice(recs, KTOConfig(desirable_weight=3.0)) == []  # 3 * 2 / 6 = 1: inside [1, 4/3]
+    assert kto_advice(recs, KTOConfig(desirable_weight=4.0)) == []  # 4/3 exactly
+    assert len(kto_advice(recs, KTOConfig(desirable_weight=4.1))) == 1
+    assert "needs both" in kto_advice(recs[:2], KTOConfig())[0]

@@ -139,6 +139,7 @@ class LossOutput:
 class LossSpec:
     """A registry entry: what a loss is and what it needs from the loop.
 
+    advice: an optional check of the training data against the paper's guidance, printed as notes.
     stateful: the loss keeps running statistics across steps (e.g. BCO's reward shift,
         beta-DPO's EMA). Such a loss takes an extra `state: dict` argument that the engine owns,
         saves in checkpoints, and passes back each step.
@@ -155,6 +156,9 @@ class LossSpec:
     needs_value: bool = False  # a scalar value head V(x) trained with the policy (DRO)
     stateful: bool = False
     description: str = ""
+    # advice(records, cfg) -> list of one-line notes about this data under this config (e.g. KTO's
+    # class-weight balance); printed when training starts, never an error
+    advice: Optional[Callable] = None
 
 
 def pair_logratios(inp: PairwiseInput) -> tuple:

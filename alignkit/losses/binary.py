@@ -60,6 +60,22 @@ def kto(inp: BinaryInput, cfg: KTOConfig) -> LossOutput:
     })
 
 
+def kto_advice(records: list, cfg: KTOConfig) -> list:
+    """The paper's guidance (section 4.2): lambda_D * n_D / (lambda_U * n_U) in [1, 4/3]. Outside it,
+    the thumbs-down examples dominate (or the thumbs-up ones do) and KTO can unlearn good answers."""
+    n_d = sum(1 for r in records if getattr(r, "label", None) is True)
+    n_u = sum(1 for r in records if getattr(r, "label", None) is False)
+    if not n_d or not n_u:
+        return [f"kto: the data has {n_d} thumbs-up and {n_u} thumbs-down examples; KTO needs both"]
+    ratio = cfg.desirable_weight * n_d / (cfg.undesirable_weight * n_u)
+    if 1.0 <= ratio <= 4.0 / 3.0:
+        return []
+    suggested = 7.0 / 6.0 * cfg.undesirable_weight * n_u / n_d  # the middle of [1, 4/3]
+    return [f"kto: desirable_weight * n_up / (undesirable_weight * n_down) = {cfg.desirable_weight:g} * {n_d} / "
+            f"({cfg.undesirable_weight:g} * {n_u}) = {ratio:.2f}, outside the paper's [1, 4/3]; "
+            f"--desirable-weight {suggested:.2f} puts it at 7/6"]
+
+
 # --------------------------------------------------------------------------------------------
 # BCO
 # --------------------------------------------------------------------------------------------

@@ -42,7 +42,8 @@ LOSSES: dict = {
                  description="RSO's sigmoid-norm / hinge-norm losses (the rejection sampling is separate)"),
         # --- binary, listwise, negative-only, token-level (issue 7) ---
         LossSpec("kto", binary.kto, binary.KTOConfig, "binary", "Ethayarajh et al. 2024, arXiv 2402.01306",
-                 needs_mismatch=True, description="Kahneman-Tversky optimisation from unpaired thumbs up/down"),
+                 needs_mismatch=True, advice=binary.kto_advice,
+                 description="Kahneman-Tversky optimisation from unpaired thumbs up/down"),
         LossSpec("bco", binary.bco, binary.BCOConfig, "binary", "Jung et al. 2024, arXiv 2404.04656",
                  stateful=True, description="binary classifier optimisation with a running reward shift"),
         LossSpec("dro", binary.dro, binary.DROConfig, "binary", "Richemond et al. 2024, arXiv 2405.19107",

@@ -126,6 +126,8 @@ def train_offline(spec: LossSpec, loss_cfg, cfg: TrainConfig, model_path: str, t
         model.to(acc.device)
     model.train()
 
+    for note in (spec.advice(train_records, loss_cfg) if spec.advice else []):
+        log(f"note: {note}")
     shape = shape_for(spec, train_records + eval_records, loss_cfg)
     train_records = shape.prepare(train_records, model, tok, cfg.seed)
     eval_records = shape.prepare(eval_records, model, tok, cfg.seed + 1)
