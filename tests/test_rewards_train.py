@@ -141,3 +141,18 @@ def test_eval_preferences_on_thumbs_data_reports_auc(tiny_model_dir, tmp_path, c
                  "--data", str(data), "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert rep["responses"] == 12 and rep["thumbs_up"] == 6 and rep["auc"] == 0.5 and rep["reward_gap"] == 0.0
+
+
+@pytest.mark.slow
+def test_eval_preferences_skips_bad_records_like_train(tiny_model_dir, tmp_path, capsys):
+    data = write_jsonl(make_pairs(8), tmp_path / "pairs.jsonl")
+    lines = data.read_text().splitlines()
+    bad = json.loads(lines[0]); bad["chosen"] = ""  # an empty chosen text, as in hh-rlhf
+    data.write_text("\n".join(lines[:3] + [json.dumps(bad)] + lines[3:]) + "\n")
+    args = ["eval", "preferences", "--model", str(tiny_model_dir), "--ref", str(tiny_model_dir), "--data", str(data),
+            "--json"]
+    assert main(args) == 2
+    assert f"{data}:4" in capsys.readouterr().err  # file and line of the bad record
+    assert main(args + ["--on-bad-record", "skip"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["pairs"] == 8 and "1 bad record" in out.err

@@ -18,12 +18,12 @@ import math
 import sys
 
 
-def _read(path: str, eval_fraction: float = 0.0, seed: int = 0) -> list:
+def _read(path: str, eval_fraction: float = 0.0, seed: int = 0, on_bad_record: str = "error") -> list:
     """Records of `path`; with eval_fraction > 0 only the held-out part of the seeded split that
-    `alignkit train ... --eval-fraction F --seed S` makes of the same file."""
+    `alignkit train ... --eval-fraction F --seed S [--on-bad-record skip]` makes of the same file."""
     from ..data.convert import split_records
     from ..data.readers import read_records
-    records, report = read_records(path)
+    records, report = read_records(path, on_bad_record=on_bad_record)
     print(report.summary(), file=sys.stderr)
     if eval_fraction > 0:
         _, records = split_records(records, eval_fraction, seed)
@@ -86,7 +86,7 @@ def cmd_score(args) -> int:
 def _report(judge, args, against=None) -> int:
     from ..errors import DataError
     from .evaluate import as_pairs, binary_report, format_binary_report, format_report, is_binary, preference_report
-    records = _read(args.data, args.eval_fraction, args.seed)
+    records = _read(args.data, args.eval_fraction, args.seed, args.on_bad_record)
     if is_binary(records):  # thumbs labels: AUC of the score, not pair accuracy
         if against is not None:
             raise DataError(args.data, None, None, "--against needs pairwise, listwise or scored records")
@@ -124,6 +124,10 @@ def _common_eval_args(p):
                    help="evaluate only the held-out part of the seeded split `alignkit train` makes with this "
                         "--eval-fraction and --seed (default 0: the whole file)")
     p.add_argument("--seed", type=int, default=0, help="seed of that split (default 0)")
+    p.add_argument("--on-bad-record", "--on_bad_record", dest="on_bad_record", choices=("error", "skip"),
+                   default="error", help="error: stop at the first bad record, naming file, line and field; "
+                                         "skip: leave it out and count it, as `alignkit train --on-bad-record skip` "
+                                         "does, so the held-out split is the same (default error)")
     p.add_argument("--max-pairs", "--max_pairs", dest="max_pairs", type=int, default=0,
                    help="evaluate the first N pairs only (default 0: all)")
 
