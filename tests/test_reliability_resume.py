@@ -148,3 +148,20 @@ def test_checkpoint_rotation(tiny_model_dir, tmp_path, keep, expected):
         engine.save_checkpoint(lambda folder: (folder / "weights.bin").write_bytes(b"w"), {})
     assert checkpoints(tmp_path) == expected
     assert Engine.newest_checkpoint(tmp_path).name == "step-00000003"
+
+
+def test_resumed_run_keeps_its_step0_evaluation_in_the_summary(tiny_model_dir, pairs_file, tmp_path, capsys):
+    done, out = tmp_path / "done", tmp_path / "resumed"
+    def argv(o, *extra):  # like args(), but with 8 of the 32 pairs held out
+        return ["train", "dpo", "--model", str(tiny_model_dir), "--data", str(pairs_file), "--output", str(o),
+                "--max-steps", "4", *RUN, "--eval-fraction", "0.25", *extra]
+    assert main(argv(done)) == 0
+    shutil.copytree(done, out)
+    shutil.rmtree(out / "checkpoints" / "step-00000004")
+    (out / "model.safetensors").unlink()
+    capsys.readouterr()
+    assert main(argv(out, "--resume")) == 0
+    assert "resumed from" in capsys.readouterr().out
+    first, second = (json.loads((d / "summary.json").read_text()) for d in (done, out))
+    assert second["eval_start"] and second["eval_start"] == pytest.approx(first["eval_start"])
+    assert second["eval_end"] == pytest.approx(first["eval_end"], abs=1e-5)

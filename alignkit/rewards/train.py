@@ -17,19 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import yaml
 
 from ..config import to_dict
 from ..data.records import Listwise, Pairwise, Scored
 from ..data.tokenize import Encoder
-from ..errors import AlignkitError, DataError
+from ..errors import DataError
 from ..models.loading import LoraSettings, unwrap
 from ..train.config import TrainConfig
 from ..train.engine import Engine, MetricLog
 from ..train.forward import collate
 from ..train.packing import PackedBatch, attention_mask
-from ..train.loop import fmt_metrics, run_steps, start_run
-from ..train.offline import encode_examples, evaluate
+from ..train.loop import fmt_metrics, resume_or_start, run_steps, start_run, total_steps
+from ..train.offline import encode_split, evaluate
 from . import losses
 from .model import RewardModel, apply_lora_seq_cls, load_reward_model, save_reward_model
 
@@ -174,20 +173,6 @@ def _fmt(m: dict) -> str:
     return fmt_metrics(m, ("loss", "rewards/accuracy", "rewards/margin", "rewards/abs_error_label"))
 
 
-def _logged_eval(out: Path, step: int) -> dict:
-    """The eval row of `step` in metrics.jsonl (a resumed run keeps its step-0 evaluation)."""
-    f = out / "metrics.jsonl"
-    if f.is_file():
-        for line in f.read_text().splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if row.get("step") == step and row.get("split") == "eval":
-                return {k: v for k, v in row.items() if k not in ("step", "split", "time")}
-    return {}
-
-
 def train_reward_model(task, cfg: TrainConfig, model_path: str, train_records: list, eval_records: list,
                        output: str, log=print) -> dict:
     """Train a reward model from `model_path` on records; save it (HF format) in `output`."""
@@ -203,15 +188,8 @@ def train_reward_model(task, cfg: TrainConfig, model_path: str, train_records: l
 
     task.fit(train_records)
     encoder = Encoder(tok, cfg.max_length, cfg.max_prompt_length or None)
-    train_ex = encode_examples(train_records, task, encoder)
-    eval_ex = encode_examples(eval_records, task, encoder, start_idx=len(train_records))
-    log(encoder.report.summary())
-    if not train_ex:
-        raise AlignkitError("no training examples left after tokenization (all dropped by truncation?)")
-
-    world = acc.num_processes
-    per_epoch = max(1, len(train_ex) // (cfg.batch_size * world))
-    total = cfg.max_steps or max(1, math.ceil(cfg.epochs * per_epoch / cfg.grad_accum))
+    train_ex, eval_ex = encode_split(train_records, eval_records, task, encoder, log)
+    total = total_steps(cfg, len(train_ex), acc.num_processes)
     engine = Engine(rm, cfg, out, total, accelerator=acc)
     objective = RewardObjective(task, engine.model, tok.pad_token_id)
 
@@ -222,24 +200,16 @@ def train_reward_model(task, cfg: TrainConfig, model_path: str, train_records: l
         save_file(params, str(folder / "trainable.safetensors"))
 
     mlog = MetricLog(out, cfg.report_to, acc.is_main_process, to_dict(cfg))
-    resume_ckpt = Engine.newest_checkpoint(out) if cfg.resume else None
-    if resume_ckpt is not None:
-        from safetensors.torch import load_file
-        unwrap(engine.model).load_state_dict(load_file(str(resume_ckpt / "trainable.safetensors")), strict=False)
-        engine.load_trainer_state(resume_ckpt)
-        mlog.truncate_after(engine.step)
-        log(f"resumed from {resume_ckpt} at step {engine.step}")
-    else:
-        if cfg.resume:
-            log(f"--resume: no checkpoint in {out / 'checkpoints'}; starting from the beginning")
-        if acc.is_main_process:
-            (out / "metrics.jsonl").unlink(missing_ok=True)
-    if acc.is_main_process:
-        (out / "config.yaml").write_text(yaml.safe_dump(
-            {"method": task.name, "model": model_path, "train": to_dict(cfg),
-             "reward": dataclasses.asdict(task.cfg)}, sort_keys=False))
 
-    first_eval = _logged_eval(out, 0) if resume_ckpt is not None else {}
+    def restore(ckpt) -> int:
+        from safetensors.torch import load_file
+        unwrap(engine.model).load_state_dict(load_file(str(ckpt / "trainable.safetensors")), strict=False)
+        engine.load_trainer_state(ckpt)
+        return engine.step
+
+    first_eval = resume_or_start(out, cfg, acc, mlog, Engine.newest_checkpoint(out) if cfg.resume else None, restore,
+                                 {"method": task.name, "model": model_path, "train": to_dict(cfg),
+                                  "reward": dataclasses.asdict(task.cfg)}, log)
     if engine.step == 0 and eval_ex:
         first_eval = evaluate(objective, eval_ex, cfg.batch_size)
         mlog.write(0, "eval", first_eval)

@@ -7,10 +7,12 @@ the last step's metrics and whether the run was interrupted; the trainer saves i
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Callable
 
 import torch
+import yaml
 
 
 def micro_batch_indices(m: int, n: int, bs: int, world: int, rank: int, seed: int) -> list:
@@ -48,6 +50,49 @@ def start_run(cfg, output: str, log=print, fsdp_ok: bool = False) -> tuple:
         torch.set_num_threads(cfg.num_threads)
     torch.manual_seed(cfg.seed)
     return out, acc, log
+
+
+def logged_eval(out: Path, step: int) -> dict:
+    """The eval row of `step` in out/metrics.jsonl ({} when there is none): a resumed run keeps the
+    step-0 evaluation it logged before it was interrupted."""
+    f = out / "metrics.jsonl"
+    if f.is_file():
+        for line in f.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if row.get("step") == step and row.get("split") == "eval":
+                return {k: v for k, v in row.items() if k not in ("step", "split", "time")}
+    return {}
+
+
+def resume_or_start(out: Path, cfg, acc, mlog, resume_ckpt, restore: Callable, run_config: dict,
+                    log=print) -> dict:
+    """The run's history: with a checkpoint, restore(ckpt) -> step loads its weights and trainer state
+    and the metrics log is cut back to that step; without one, a fresh metrics log. Writes config.yaml
+    (`run_config`). Returns the step-0 evaluation a resumed run logged ({} for a fresh run)."""
+    first_eval = {}
+    if resume_ckpt is not None:
+        step = restore(resume_ckpt)
+        mlog.truncate_after(step)
+        log(f"resumed from {resume_ckpt} at step {step}")
+        first_eval = logged_eval(out, 0)
+    else:
+        if cfg.resume:
+            log(f"--resume: no checkpoint in {out / 'checkpoints'}; starting from the beginning")
+        if acc.is_main_process:
+            (out / "metrics.jsonl").unlink(missing_ok=True)
+    if acc.is_main_process:
+        (out / "config.yaml").write_text(yaml.safe_dump(run_config, sort_keys=False))
+    return first_eval
+
+
+def total_steps(cfg, n_examples: int, world: int) -> int:
+    """Optimizer steps of the run: --max-steps, else epochs over the examples at the global batch."""
+    import math
+    per_epoch = max(1, n_examples // (cfg.batch_size * world))
+    return cfg.max_steps or max(1, math.ceil(cfg.epochs * per_epoch / cfg.grad_accum))
 
 
 def fmt_metrics(metrics: dict, keys=("loss", "rewards/accuracy", "rewards/margin", "nll")) -> str:

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from dataclasses import dataclass
 
 import torch
-import yaml
 
 from ..config import to_dict
 from ..errors import AlignkitError
@@ -22,7 +20,7 @@ from . import refcache
 from .config import TrainConfig
 from .engine import Engine, MetricLog
 from .forward import collate, sequence_logps
-from .loop import fmt_metrics as _fmt, micro_batch_indices, run_steps, start_run  # noqa: F401 (re-exported)
+from .loop import fmt_metrics as _fmt, micro_batch_indices, resume_or_start, run_steps, start_run, total_steps  # noqa: F401 (re-exported)
 from .shapes import shape_for
 from .sharding import is_fsdp
 from .zero import whole_model_loading
@@ -45,6 +43,16 @@ def encode_examples(records: list, shape, encoder, start_idx: int = 0) -> list:
             continue
         out.append(Example(start_idx + i, rec, [(e.prompt_ids, e.completion_ids) for e in encs]))
     return out
+
+
+def encode_split(train_records: list, eval_records: list, shape, encoder, log=print) -> tuple:
+    """(train examples, held-out examples), tokenized once; an empty training set is an error."""
+    train_ex = encode_examples(train_records, shape, encoder)
+    eval_ex = encode_examples(eval_records, shape, encoder, start_idx=len(train_records))
+    log(encoder.report.summary())
+    if not train_ex:
+        raise AlignkitError("no training examples left after tokenization (all dropped by truncation?)")
+    return train_ex, eval_ex
 
 
 class OfflineObjective:
@@ -132,15 +140,8 @@ def train_offline(spec: LossSpec, loss_cfg, cfg: TrainConfig, model_path: str, t
     train_records = shape.prepare(train_records, model, tok, cfg.seed)
     eval_records = shape.prepare(eval_records, model, tok, cfg.seed + 1)
     encoder = Encoder(tok, cfg.max_length, cfg.max_prompt_length or None)
-    train_ex = encode_examples(train_records, shape, encoder)
-    eval_ex = encode_examples(eval_records, shape, encoder, start_idx=len(train_records))
-    log(encoder.report.summary())
-    if not train_ex:
-        raise AlignkitError("no training examples left after tokenization (all dropped by truncation?)")
-
-    world = acc.num_processes
-    per_epoch = max(1, len(train_ex) // (cfg.batch_size * world))
-    total = cfg.max_steps or max(1, math.ceil(cfg.epochs * per_epoch / cfg.grad_accum))
+    train_ex, eval_ex = encode_split(train_records, eval_records, shape, encoder, log)
+    total = total_steps(cfg, len(train_ex), acc.num_processes)
 
     value_head = None
     if spec.needs_value:
@@ -188,24 +189,15 @@ def train_offline(spec: LossSpec, loss_cfg, cfg: TrainConfig, model_path: str, t
                                {"loss_state": objective.state})
 
     mlog = MetricLog(out, cfg.report_to, acc.is_main_process, to_dict(cfg))
-    if resume_ckpt is not None:
+
+    def restore(ckpt) -> int:
         from safetensors.torch import load_file
-        engine.load_trainable_state(load_file(str(resume_ckpt / "trainable.safetensors")))
-        objective.state = engine.load_trainer_state(resume_ckpt).get("loss_state", {})
-        mlog.truncate_after(engine.step)
-        log(f"resumed from {resume_ckpt} at step {engine.step}")
-    else:
-        if cfg.resume:
-            log(f"--resume: no checkpoint in {out / 'checkpoints'}; starting from the beginning")
-        if acc.is_main_process:
-            (out / "metrics.jsonl").unlink(missing_ok=True)
+        engine.load_trainable_state(load_file(str(ckpt / "trainable.safetensors")))
+        objective.state = engine.load_trainer_state(ckpt).get("loss_state", {})
+        return engine.step
 
-    if acc.is_main_process:
-        (out / "config.yaml").write_text(yaml.safe_dump(
-            {"method": spec.name, "model": model_path, "train": to_dict(cfg),
-             "loss": dataclasses.asdict(loss_cfg)}, sort_keys=False))
-
-    first_eval = {}
+    first_eval = resume_or_start(out, cfg, acc, mlog, resume_ckpt, restore, {
+        "method": spec.name, "model": model_path, "train": to_dict(cfg), "loss": dataclasses.asdict(loss_cfg)}, log)
     if engine.step == 0 and eval_ex:
         first_eval = evaluate(objective, eval_ex, cfg.batch_size)
         mlog.write(0, "eval", first_eval)
