@@ -77,8 +77,9 @@ class LoraSettings:
     target_modules: tuple = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
-def apply_lora(model, lora: LoraSettings):
-    """Wrap with a peft LoRA adapter (r > 0). The base weights are frozen."""
+def apply_lora(model, lora: LoraSettings, task_type: str = "CAUSAL_LM"):
+    """Wrap with a peft LoRA adapter (r > 0). The base weights are frozen. task_type "SEQ_CLS" (reward
+    models) makes peft train the new head too (`score`/`classifier` are its modules_to_save)."""
     from peft import LoraConfig, get_peft_model
     names = {n.split(".")[-1] for n, _ in model.named_modules()}
     targets = [t for t in lora.target_modules if t in names]
@@ -86,7 +87,7 @@ def apply_lora(model, lora: LoraSettings):
         raise ModelLoadError(f"none of the LoRA target modules {lora.target_modules} exist in this model; "
                              f"pass --lora-target-modules with some of: {', '.join(sorted(names)[:30])}")
     cfg = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                     target_modules=targets, task_type="CAUSAL_LM")
+                     target_modules=targets, task_type=task_type)
     return get_peft_model(model, cfg)
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ModelLoadError
-from ..models.loading import DTYPES, LoraSettings, _check_folder, load_tokenizer, save_model, unwrap
+from ..models.loading import DTYPES, LoraSettings, _check_folder, apply_lora, load_tokenizer, save_model, unwrap
 
 INFO_FILE = "alignkit_reward.json"  # how alignkit trained the model (max_length, label scaling)
 
@@ -110,17 +110,8 @@ class RewardModel(torch.nn.Module):
 
 
 def apply_lora_seq_cls(model, lora: LoraSettings):
-    """A peft LoRA adapter for sequence classification: base weights frozen; peft also trains the
-    new head (`score`/`classifier` are its SEQ_CLS modules_to_save)."""
-    from peft import LoraConfig, get_peft_model
-    names = {n.split(".")[-1] for n, _ in model.named_modules()}
-    targets = [t for t in lora.target_modules if t in names]
-    if not targets:
-        raise ModelLoadError(f"none of the LoRA target modules {lora.target_modules} exist in this model; "
-                             f"pass --lora-target-modules with some of: {', '.join(sorted(names)[:30])}")
-    cfg = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                     target_modules=targets, task_type="SEQ_CLS")
-    return get_peft_model(model, cfg)
+    """A peft LoRA adapter for sequence classification: base weights frozen, the new head trained."""
+    return apply_lora(model, lora, task_type="SEQ_CLS")
 
 
 def save_reward_model(rm, tokenizer, out_dir, info: dict, adapter_only: bool = False):
