@@ -111,3 +111,23 @@ def test_nonfinite_steps_are_skipped_then_stop(tiny_model_dir, tmp_path):
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     with pytest.raises(TrainingStopped, match="3 non-finite"):
         eng.optimizer_step([None], nan_loss)
+
+
+def test_fused_adamw_is_the_same_update(tiny_model_dir, tmp_path):
+    from alignkit.losses.base import LossOutput
+    from alignkit.models.loading import load_causal_lm
+    states = {}
+    for fused in (True, False):
+        torch.manual_seed(0)
+        model = load_causal_lm(str(tiny_model_dir))
+        eng = Engine(model, TrainConfig(fused_adamw=fused, learning_rate=1e-2, weight_decay=0.1), tmp_path / str(fused),
+                     total_steps=3)
+        assert bool(eng.opt.param_groups[0]["fused"]) is fused
+
+        def loss(_):
+            return LossOutput((sum((p.float() ** 2).sum() for p in model.parameters()) * 1e-3).reshape(1))
+
+        for _ in range(3):
+            eng.optimizer_step([None], loss)
+        states[fused] = {k: v.clone() for k, v in model.state_dict().items()}
+    assert _max_diff(states[True], states[False]) < 1e-6

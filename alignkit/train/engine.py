@@ -164,7 +164,8 @@ class Engine:
                               "or FSDP; see docs/distributed.md")
         params = [p for p in model.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
-                                     betas=(cfg.adam_beta1, cfg.adam_beta2))
+                                     betas=(cfg.adam_beta1, cfg.adam_beta2),
+                                     **self._fused_kwargs(params + self.extra_params))
         warmup = cfg.warmup_steps or int(cfg.warmup_ratio * total_steps)
         if self.deepspeed:
             # the schedule acts on AdamW's param groups, which ZeRO keeps (with its flat partitions in them)
@@ -203,6 +204,27 @@ class Engine:
             except ValueError:  # not in the main thread
                 pass
 
+
+    def _keep_optimizer_kernel(self):
+        """A loaded optimizer state brings the saving run's fused/foreach flags into the param groups;
+        this run keeps its own (a checkpoint may come from FSDP, which does not fuse, or the reverse)."""
+        defaults = self.opt.optimizer.defaults
+        for group in self.opt.param_groups:
+            group["fused"], group["foreach"] = defaults.get("fused"), defaults.get("foreach")
+            if defaults.get("fused"):  # the fused kernel keeps `step` as a float tensor beside its parameter
+                for p in group["params"]:
+                    st = self.opt.state.get(p, {})
+                    if torch.is_tensor(st.get("step")):
+                        st["step"] = st["step"].to(device=p.device, dtype=torch.float32)
+
+    def _fused_kwargs(self, params: list) -> dict:
+        """{"fused": True} when torch's fused AdamW applies: every parameter a float tensor on CPU or
+        CUDA, and no FSDP or DeepSpeed (they shard or wrap the optimizer themselves)."""
+        if not self.cfg.fused_adamw or self.sharded or self.deepspeed or not params:
+            return {}
+        ok = all(p.device.type in ("cpu", "cuda") and p.dtype in (torch.float32, torch.bfloat16, torch.float16)
+                 for p in params)
+        return {"fused": True} if ok else {}
     def restore_signal_handlers(self):
         """Put back what was there before (the caller may be a long-lived process, e.g. pytest)."""
         for s, old in getattr(self, "_old_handlers", {}).items():
@@ -386,6 +408,8 @@ class Engine:
             sharding.load_full_optimizer_state(self.opt, blob["optimizer"])
         else:
             self.opt.load_state_dict(blob["optimizer"])
+        if not self.deepspeed:
+            self._keep_optimizer_kernel()
         self.sched.load_state_dict(blob["scheduler"])
         torch.set_rng_state(blob["rng"])
         for p, v in zip(self.extra_params, blob.get("extra_params", [])):
