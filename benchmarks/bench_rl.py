@@ -220,6 +220,8 @@ def main():
     p.add_argument("--max-prompt", type=int, default=256, help="longest prompt used, in tokens")
     p.add_argument("--generation-only", action="store_true", help="batched vs per-prompt sampling instead")
     a = p.parse_args()
+    if a.ablate:
+        p.error("--ablate is for bench_dpo.py and bench_rm.py; this benchmark has no ablated side")
     if a.child:
         return child(a)
     model = common.build_model()

@@ -83,6 +83,7 @@ def child_alignkit(a) -> dict:
     overrides = dict(batch_size=a.batch_size, max_steps=a.steps, learning_rate=LR, lr_scheduler="linear",
                      warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0, max_length=a.max_length,
                      dtype=a.dtype, seed=0, eval_fraction=0.0, progress=False, num_threads=a.threads)
+    overrides.update(common.child_overrides(a))
     run_train("rm", a.model, [Pairwise(p, c, r) for p, c, r in pairs], a.out, overrides, log=lambda *x: None)
     rows = [json.loads(line) for line in (Path(a.out) / "metrics.jsonl").read_text().splitlines()]
     return {"times": times, "losses": [r["loss"] for r in rows if r["split"] == "train"]}

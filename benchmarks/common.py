@@ -176,6 +176,10 @@ def parser(doc: str):
     p.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="bf16: autocast on both sides")
     p.add_argument("--only", choices=["trl", "alignkit"], default=None, help="run one side only")
     p.add_argument("--json", default="", help="also write the figures to this file")
+    p.add_argument("--ablate", action="append", default=[], metavar="KEY=VALUE",
+                   help="also run alignkit with this config override (repeatable), as a third side "
+                        "'ablated' in the same alternating rounds, e.g. --ablate fused_adamw=false")
+    p.add_argument("--set", action="append", default=[], help=argparse.SUPPRESS)  # child: overrides
     p.add_argument("--child", choices=["trl", "alignkit"], default=None, help=argparse.SUPPRESS)
     p.add_argument("--model", default="", help=argparse.SUPPRESS)
     p.add_argument("--data", default="", help=argparse.SUPPRESS)
@@ -196,6 +200,16 @@ def clock_engine() -> list:
         return out
     Engine.optimizer_step = clocked
     return times
+
+
+def child_overrides(a) -> dict:
+    """The child's --set KEY=VALUE overrides, values parsed as YAML (false, 1e-4, ...)."""
+    import yaml
+    out = {}
+    for item in a.set:
+        key, _, value = item.partition("=")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
 
 
 def child(a, run):
@@ -236,12 +250,18 @@ def compare(script: Path, a, name: str, unit: str = "pairs"):
     print("timed: end of step 1 -> end of step N (forward, backward, optimizer, logging); not timed: imports, "
           "loading, tokenization, reference pass, step 1", flush=True)
     sides = [a.only] if a.only else ["trl", "alignkit"]
+    if a.ablate:
+        sides.append("ablated")
+        print(f"ablated: alignkit with {' '.join(a.ablate)}")
     runs = {s: [] for s in sides}
     for r in range(a.rounds):
         for s in sides:
-            args = ["--child", s, "--model", str(model), "--data", str(trl_data if s == "trl" else data),
+            kind = "alignkit" if s == "ablated" else s
+            args = ["--child", kind, "--model", str(model), "--data", str(trl_data if s == "trl" else data),
                     "--out", str(WORK / f"{name}-{s}"), "--steps", str(a.steps), "--batch-size", str(a.batch_size),
                     "--max-length", str(a.max_length), "--threads", str(a.threads), "--dtype", a.dtype]
+            if s == "ablated":
+                args += [x for kv in a.ablate for x in ("--set", kv)]
             res = run_child(script, args)
             runs[s].append(res)
             lo = res["losses"]
@@ -261,7 +281,13 @@ def compare(script: Path, a, name: str, unit: str = "pairs"):
         gpu = f", peak GPU memory {m['peak_gpu_mb']:.0f} MiB" if "peak_gpu_mb" in m else ""
         print(f"{s:8s}: median {m['per_s']:.2f} {unit}/s ({m['per_cpu_s']:.2f} per CPU-second), "
               f"peak RSS {m['peak_rss_mb']:.0f} MiB{gpu}, load average {m['load']:.1f}")
-    if len(sides) == 2:
+    if "ablated" in summary and "alignkit" in summary:
+        k, b = summary["alignkit"], summary["ablated"]
+        summary["ablation"] = {"overrides": a.ablate, "ratio": k["per_s"] / b["per_s"],
+                               "loss_diff_max": max(abs(x - y) for x, y in zip(k["losses"], b["losses"]))}
+        print(f"alignkit / ablated ({' '.join(a.ablate)}): {summary['ablation']['ratio']:.2f}x {unit}/s; largest "
+              f"|loss diff| over the steps {summary['ablation']['loss_diff_max']:.1e}")
+    if "trl" in summary and "alignkit" in summary:
         t, k = summary["trl"], summary["alignkit"]
         summary["ratio"] = k["per_s"] / t["per_s"]
         summary["cpu_ratio"] = k["per_cpu_s"] / t["per_cpu_s"]
