@@ -198,3 +198,22 @@ def test_reward_model_packed_scores_equal_plain(tiny_model_dir):
     assert torch.allclose(r_packed, r_plain, atol=1e-5)
     for n in g_plain:
         assert torch.allclose(g_packed[n], g_plain[n], atol=1e-5, rtol=1e-4), n
+
+
+def test_rl_token_forward_packed_equals_plain(model):
+    """The RL update and the rollout's no-grad pass run G samples of a prompt packed: the same
+    per-token log-probs (with gradients) and entropies as the plain rows."""
+    from alignkit.rl.forward import token_forward
+    plain = collate(SEQS, 0)
+    packed = collate(SEQS, 0, share_prefix=True)
+    assert isinstance(packed, PackedBatch)
+    a = token_forward(model, plain, want_entropy=True)
+    b = token_forward(model, packed, want_entropy=True)
+    assert torch.equal(plain.comp_mask, packed.comp_mask)
+    assert (a.logps - b.logps).abs().max().item() < 1e-5
+    assert (a.entropy - b.entropy).abs().max().item() < 1e-5 and a.entropy.abs().sum() > 0
+    ga = torch.autograd.grad(a.logps.sum(), list(model.parameters()))
+    gb = torch.autograd.grad(b.logps.sum(), list(model.parameters()))
+    assert max((x - y).abs().max().item() for x, y in zip(ga, gb)) < 1e-4
+    with pytest.raises(ValueError, match="plain layout"):
+        token_forward(model, packed, want_hidden=True)

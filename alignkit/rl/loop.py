@@ -111,13 +111,14 @@ class RLObjective:
             return ptx.ptx_loss(self.model, mb, self.pad_id, self.mcfg.ptx_coef, self.step_weight)
         ro, adv = self.rollout, self.adv
         device = next(self.model.parameters()).device
-        sb = collate([ro.seqs[i] for i in mb.rows], self.pad_id).to(device)
+        shared = self.value_fn is not None and self.value_fn.uses_policy_hidden
+        # packed (each group's prompt once, no padding) unless a value model reads the plain rows
+        sb = collate([ro.seqs[i] for i in mb.rows], self.pad_id, share_prefix=self.value_fn is None).to(device)
         tc = sb.comp_ids.shape[1]
 
         def rows(x):  # (B, T) rollout tensor -> this micro-batch's (N, tc) (completions are right-aligned)
             return None if x is None else x[mb.rows][:, x.shape[1] - tc:].to(device)
 
-        shared = self.value_fn is not None and self.value_fn.uses_policy_hidden
         fw = token_forward(self.model, sb, want_hidden=shared)
         values = self.value_fn(sb, fw.hidden) if self.value_fn is not None else None
         inp = PolicyInput(fw.logps, rows(ro.old_logps), sb.comp_mask, rows(adv.advantages),
@@ -246,6 +247,9 @@ def train_rl(method: RLMethod, cfg: TrainConfig, mcfg, model_path: str, data, ou
             perm = torch.randperm(len(ro), generator=g).tolist()
             for part in range(mcfg.num_minibatches):
                 mini = perm[part * len(ro) // mcfg.num_minibatches:(part + 1) * len(ro) // mcfg.num_minibatches]
+                # prompt-major within the step, so micro-batches hold whole groups and share their prompts;
+                # the step's gradient is normalised over all its rows, whatever their split
+                mini = sorted(mini)
                 micro = [RLMicroBatch(mini[i: i + cfg.batch_size]) for i in range(0, len(mini), cfg.batch_size)]
                 if demos is not None:
                     micro += ptx.ptx_micro_batches(demos, engine.step, mcfg.ptx_batch_size, cfg.batch_size, cfg.seed)
