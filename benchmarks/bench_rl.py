@@ -30,6 +30,7 @@ against a naive loop that samples one prompt at a time, on the same prompts and 
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -152,6 +153,9 @@ def child_alignkit(a) -> dict:
     mcfg = GRPOConfig(num_samples=a.group, prompts_per_step=a.prompts_per_step, max_new_tokens=a.max_new_tokens,
                       temperature=1.0, top_p=1.0, kl_coef=BETA, kl_estimator="k3", loss_type="sequence",
                       generator="hf", generation_batch_size=a.prompts_per_step * a.group, clip_range=0.2)
+    sets = common.child_overrides(a)  # --ablate: TrainConfig or GRPOConfig fields
+    cfg = dataclasses.replace(cfg, **{k: v for k, v in sets.items() if k in TrainConfig.__dataclass_fields__})
+    mcfg = dataclasses.replace(mcfg, **{k: v for k, v in sets.items() if k not in TrainConfig.__dataclass_fields__})
     train_rl(GRPO, cfg, mcfg, a.model, prompts, a.out, log=lambda *x: None, judge=RuleJudge())
     return {"times": times, "clock": clock}
 
@@ -220,8 +224,6 @@ def main():
     p.add_argument("--max-prompt", type=int, default=256, help="longest prompt used, in tokens")
     p.add_argument("--generation-only", action="store_true", help="batched vs per-prompt sampling instead")
     a = p.parse_args()
-    if a.ablate:
-        p.error("--ablate is for bench_dpo.py and bench_rm.py; this benchmark has no ablated side")
     if a.child:
         return child(a)
     model = common.build_model()
@@ -247,14 +249,20 @@ def main():
           f"threads {a.threads or 'torch default'}")
     print("timed: end of step 1 -> end of step N; not timed: imports, loading, step 1", flush=True)
     sides = [a.only] if a.only else ["trl", "alignkit"]
+    if a.ablate:
+        sides.append("ablated")
+        print(f"ablated: alignkit with {' '.join(a.ablate)}")
     runs = {s: [] for s in sides}
     for r in range(a.rounds):
         for s in sides:
-            args = ["--child", s, "--model", str(model), "--data", str(trl_data if s == "trl" else data),
+            args = ["--child", "alignkit" if s == "ablated" else s, "--model", str(model),
+                    "--data", str(trl_data if s == "trl" else data),
                     "--out", str(common.WORK / f"rl-{s}"), "--steps", str(a.steps), "--threads", str(a.threads),
                     "--max-length", str(a.max_length), "--prompts-per-step", str(a.prompts_per_step),
                     "--group", str(a.group), "--micro-batch", str(a.micro_batch),
                     "--max-new-tokens", str(a.max_new_tokens)]
+            if s == "ablated":
+                args += [x for kv in a.ablate for x in ("--set", kv)]
             res = common.run_child(Path(__file__), args)
             runs[s].append(res)
             print(f"round {r + 1} {s:8s}: step {res['step_s']:.2f} s, generation {res['gen_tokens_per_s']:.0f} "
@@ -273,7 +281,13 @@ def main():
         m = summary[s]
         print(f"{s:8s}: median step {m['step_s']:.2f} s, generation {m['gen_tokens_per_s']:.0f} tokens/s, rollout "
               f"{m['rollout_tokens_per_s']:.0f} tokens/s, peak RSS {m['peak_rss_mb']:.0f} MiB, load {m['load']:.1f}")
-    if len(sides) == 2:
+    if "ablated" in summary and "alignkit" in summary:
+        k, b = summary["alignkit"], summary["ablated"]
+        summary["ablation"] = {"overrides": a.ablate, "step_ratio": b["step_s"] / k["step_s"],
+                               "update_ratio": (b["step_s"] * (1 - b["gen_share"])) / (k["step_s"] * (1 - k["gen_share"]))}
+        print(f"ablated ({' '.join(a.ablate)}) / alignkit: step time {summary['ablation']['step_ratio']:.2f}, the "
+              f"non-sampling part of the step {summary['ablation']['update_ratio']:.2f} (above 1: alignkit is faster)")
+    if "trl" in summary and "alignkit" in summary:
         t, k = summary["trl"], summary["alignkit"]
         summary["ratio_rollout_tokens"] = k["rollout_tokens_per_s"] / t["rollout_tokens_per_s"]
         summary["ratio_gen_tokens"] = k["gen_tokens_per_s"] / t["gen_tokens_per_s"]

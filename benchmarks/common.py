@@ -285,7 +285,8 @@ def compare(script: Path, a, name: str, unit: str = "pairs"):
         k, b = summary["alignkit"], summary["ablated"]
         summary["ablation"] = {"overrides": a.ablate, "ratio": k["per_s"] / b["per_s"],
                                "loss_diff_max": max(abs(x - y) for x, y in zip(k["losses"], b["losses"]))}
-        print(f"alignkit / ablated ({' '.join(a.ablate)}): {summary['ablation']['ratio']:.2f}x {unit}/s; largest "
+        print(f"alignkit / ablated ({' '.join(a.ablate)}): {summary['ablation']['ratio']:.2f}x {unit}/s (above 1: "
+              f"alignkit is faster); largest "
               f"|loss diff| over the steps {summary['ablation']['loss_diff_max']:.1e}")
     if "trl" in summary and "alignkit" in summary:
         t, k = summary["trl"], summary["alignkit"]

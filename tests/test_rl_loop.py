@@ -192,3 +192,19 @@ def test_generator_backend_selection(tiny_model_dir):
         with pytest.raises(ConfigError, match="vllm"):
             make_generator("vllm", model, tok, str(tiny_model_dir))
     assert isinstance(make_generator("hf", model, tok, str(tiny_model_dir)), HFBackend)
+
+
+def test_shared_prompts_train_the_same_weights_as_plain_rows(tiny_model_dir, prompts_file, tmp_path):
+    """GRPO with each group's prompt run once (packed, the default) and with a padded row per sample:
+    the same samples, the same log-probs and KL, the same update."""
+    weights, rows = {}, {}
+    for share in (True, False):
+        mcfg = R.GRPOConfig(reward="rule:words", num_samples=4, prompts_per_step=2, max_new_tokens=6, eval_samples=2,
+                            kl_coef=0.1, share_prompts=share)
+        out = tmp_path / f"share-{share}"
+        train_rl(R.GRPO, _cfg(eval_fraction=0.0), mcfg, str(tiny_model_dir), str(prompts_file), str(out), **QUIET)
+        weights[share], rows[share] = load_file(str(out / "model.safetensors")), _rows(out)
+    assert max((weights[True][k] - weights[False][k]).abs().max().item() for k in weights[True]) < 1e-5
+    for a, b in zip(rows[True], rows[False]):
+        assert a["reward"] == b["reward"] and a["length/mean"] == b["length/mean"]  # the same samples
+        assert a["kl"] == pytest.approx(b["kl"], abs=1e-5) and a["loss"] == pytest.approx(b["loss"], abs=1e-5)

@@ -105,6 +105,7 @@ class RLObjective:
         self.rollout: Rollout | None = None
         self.adv: Advantages | None = None
         self.step_weight = 0.0  # RL weight seen so far in the current optimizer step
+        self.packed = mcfg.share_prompts and value_fn is None  # a value model reads plain rows
 
     def compute(self, mb):
         if isinstance(mb, ptx.PtxMicroBatch):
@@ -113,7 +114,7 @@ class RLObjective:
         device = next(self.model.parameters()).device
         shared = self.value_fn is not None and self.value_fn.uses_policy_hidden
         # packed (each group's prompt once, no padding) unless a value model reads the plain rows
-        sb = collate([ro.seqs[i] for i in mb.rows], self.pad_id, share_prefix=self.value_fn is None).to(device)
+        sb = collate([ro.seqs[i] for i in mb.rows], self.pad_id, share_prefix=self.packed).to(device)
         tc = sb.comp_ids.shape[1]
 
         def rows(x):  # (B, T) rollout tensor -> this micro-batch's (N, tc) (completions are right-aligned)

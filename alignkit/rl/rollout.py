@@ -101,7 +101,8 @@ def _place(dst: torch.Tensor, rows: list, src: torch.Tensor):
 
 
 @torch.no_grad()
-def score_forward(policy, reference, value_fn, seqs: list, pad_id: int, batch_size: int) -> dict:
+def score_forward(policy, reference, value_fn, seqs: list, pad_id: int, batch_size: int,
+                  share_prompts: bool = True) -> dict:
     """(B, T) old log-probs, entropies, values (value_fn given) and reference log-probs (reference
     given; under LoRA the reference is the policy with its adapter disabled) for collated rows."""
     tc = max(len(c) for _, c in seqs)
@@ -113,7 +114,7 @@ def score_forward(policy, reference, value_fn, seqs: list, pad_id: int, batch_si
         out["values"] = torch.zeros(b, tc)
     device = next(policy.parameters()).device
     shared = value_fn is not None and value_fn.uses_policy_hidden
-    packed = value_fn is None  # a value model reads the plain rows (per-token hidden states)
+    packed = share_prompts and value_fn is None  # a value model reads the plain rows (per-token hidden states)
     # packed: rows in their prompt-major order, so a chunk holds whole groups and each prompt runs once;
     # plain: sorted by length, little padding per chunk
     order = list(range(b)) if packed else sorted(range(b), key=lambda i: len(seqs[i][0]) + len(seqs[i][1]))
@@ -151,7 +152,7 @@ def collect_rollout(policy, reference, value_fn, tokenizer, generator, prompts: 
     lengths = torch.tensor([float(len(c)) for c in comps])
     rewards = length_controlled(judge_scores, lengths, ended, cfg)
     seqs = list(zip(flat_ids, comps))
-    fw = score_forward(policy, reference, value_fn, seqs, tokenizer.pad_token_id, batch_size)
+    fw = score_forward(policy, reference, value_fn, seqs, tokenizer.pad_token_id, batch_size, cfg.share_prompts)
     baseline = None
     if greedy_baseline:
         greedy_cfg = SamplingConfig(max_new_tokens=cfg.max_new_tokens, temperature=0.0,
