@@ -194,16 +194,22 @@ def test_generator_backend_selection(tiny_model_dir):
     assert isinstance(make_generator("hf", model, tok, str(tiny_model_dir)), HFBackend)
 
 
-def test_shared_prompts_train_the_same_weights_as_plain_rows(tiny_model_dir, prompts_file, tmp_path):
-    """GRPO with each group's prompt run once (packed, the default) and with a padded row per sample:
-    the same samples, the same log-probs and KL, the same update."""
+@pytest.mark.parametrize("name,extra", [("grpo", {}), ("ppo", {}), ("ppo", {"value_model": "shared"})],
+                         ids=["grpo", "ppo-value-model", "ppo-shared-head"])
+def test_shared_prompts_train_the_same_weights_as_plain_rows(name, extra, tiny_model_dir, prompts_file, tmp_path):
+    """Each group's prompt run once (packed, the default) or a padded row per sample: the same
+    samples, the same log-probs, values and KL, the same update (PPO's value model and head too)."""
+    method, cfg_cls, _ = METHODS[name]
     weights, rows = {}, {}
     for share in (True, False):
-        mcfg = R.GRPOConfig(reward="rule:words", num_samples=4, prompts_per_step=2, max_new_tokens=6, eval_samples=2,
-                            kl_coef=0.1, share_prompts=share)
+        mcfg = cfg_cls(reward="rule:words", num_samples=4, prompts_per_step=2, max_new_tokens=6, eval_samples=2,
+                       kl_coef=0.1, share_prompts=share, **extra)
         out = tmp_path / f"share-{share}"
-        train_rl(R.GRPO, _cfg(eval_fraction=0.0), mcfg, str(tiny_model_dir), str(prompts_file), str(out), **QUIET)
+        train_rl(method, _cfg(eval_fraction=0.0), mcfg, str(tiny_model_dir), str(prompts_file), str(out), **QUIET)
         weights[share], rows[share] = load_file(str(out / "model.safetensors")), _rows(out)
+        if (out / "value.safetensors").exists():
+            weights[share].update({"value." + k: v for k, v in load_file(str(out / "value.safetensors")).items()})
+    assert weights[True].keys() == weights[False].keys()
     assert max((weights[True][k] - weights[False][k]).abs().max().item() for k in weights[True]) < 1e-5
     for a, b in zip(rows[True], rows[False]):
         assert a["reward"] == b["reward"] and a["length/mean"] == b["length/mean"]  # the same samples

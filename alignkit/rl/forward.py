@@ -7,8 +7,8 @@ the LM head only on the Tc columns that predict completion tokens); it adds the 
 states, which that function returns only at the prompt's end.
 
 A packed batch (`collate(seqs, pad_id, share_prefix=True)`) computes each group's prompt once for
-its G samples and no padding; it gives the same log-probs and entropies, but no per-token hidden
-states, so runs with a value model (which reads the rows itself) keep the plain layout.
+its G samples and no padding, and gives the same log-probs, entropies and hidden states in the plain
+layout; a model that cannot take the packed mask gets the plain rows instead.
 """
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..train.forward import SeqBatch, sequence_logps
-from ..train.packing import PackedBatch
+from ..train.forward import SeqBatch, collate, packing_supported
+from ..train.packing import PackedBatch, attention_mask, token_rows
 
 
 @dataclass
@@ -36,20 +36,36 @@ def completion_columns(sb: SeqBatch) -> Tensor:
     return torch.arange(t - tc - 1, t - 1, device=sb.input_ids.device)
 
 
-def _entropy(logits: Tensor, mask: Tensor) -> Tensor:
-    """(N, Tc) H = logsumexp(l) - sum softmax(l) * l, no grad, one row at a time (a (Tc, V) copy at most)."""
+def _entropy(logits: Tensor) -> Tensor:
+    """H = logsumexp(l) - sum softmax(l) * l over the last axis, no grad, in chunks of 1024 rows."""
     with torch.no_grad():
-        return torch.stack([torch.logsumexp(row, -1) - (torch.softmax(row, -1) * row).sum(-1)
-                            for row in logits.detach()]) * mask
+        flat = logits.detach().reshape(-1, logits.shape[-1])
+        ent = torch.cat([torch.logsumexp(c, -1) - (torch.softmax(c, -1) * c).sum(-1) for c in flat.split(1024)])
+        return ent.view(logits.shape[:-1])
+
+
+def _packed_forward(model, pb: PackedBatch, want_hidden: bool, want_entropy: bool) -> TokenForward:
+    n, tc = pb.comp_ids.shape
+    inner = getattr(model, "module", model)  # DDP / accelerate wrappers
+    out = model(input_ids=pb.input_ids, attention_mask=attention_mask(inner, pb), position_ids=pb.position_ids,
+                logits_to_keep=pb.keep, use_cache=False, output_hidden_states=want_hidden)
+    logits = out.logits.float()
+    logits = logits.reshape(-1, logits.shape[-1])[pb.gather]  # (M, V): one row per completion token
+    flat = -F.cross_entropy(logits, pb.targets, reduction="none")  # (M,)
+    logps = torch.zeros(n * tc, dtype=flat.dtype, device=flat.device).index_put((pb.dest,), flat).view(n, tc)
+    hidden = token_rows(out.hidden_states[-1], pb).float() if want_hidden else None
+    entropy = None
+    if want_entropy:
+        ent = _entropy(logits)
+        entropy = torch.zeros(n * tc, dtype=ent.dtype, device=ent.device).index_put((pb.dest,), ent).view(n, tc)
+    return TokenForward(logps, hidden, entropy)
 
 
 def token_forward(model, sb, want_hidden: bool = False, want_entropy: bool = False) -> TokenForward:
     if isinstance(sb, PackedBatch):
-        if want_hidden:
-            raise ValueError("per-token hidden states need the plain layout (collate without share_prefix)")
-        lp, _ = sequence_logps(model, sb, want_logits=want_entropy)
-        return TokenForward(lp.tokens * sb.comp_mask, None,
-                            _entropy(lp.logits, sb.comp_mask) if want_entropy else None)
+        if packing_supported(model):
+            return _packed_forward(model, sb, want_hidden, want_entropy)
+        sb = collate(sb.seqs, sb.pad_id).to(sb.comp_ids.device)
     keep = completion_columns(sb)
     out = model(input_ids=sb.input_ids, attention_mask=sb.attention_mask, position_ids=sb.position_ids,
                 logits_to_keep=keep, use_cache=False, output_hidden_states=want_hidden)
@@ -59,4 +75,4 @@ def token_forward(model, sb, want_hidden: bool = False, want_entropy: bool = Fal
     logps = -F.cross_entropy(logits.reshape(-1, v), sb.comp_ids.reshape(-1), reduction="none").view(n, tc)
     logps = logps * mask
     hidden = out.hidden_states[-1][:, keep].float() if want_hidden else None  # (N, Tc, H)
-    return TokenForward(logps, hidden, _entropy(logits, mask) if want_entropy else None)
+    return TokenForward(logps, hidden, _entropy(logits) * mask if want_entropy else None)

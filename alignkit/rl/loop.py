@@ -105,7 +105,6 @@ class RLObjective:
         self.rollout: Rollout | None = None
         self.adv: Advantages | None = None
         self.step_weight = 0.0  # RL weight seen so far in the current optimizer step
-        self.packed = mcfg.share_prompts and value_fn is None  # a value model reads plain rows
 
     def compute(self, mb):
         if isinstance(mb, ptx.PtxMicroBatch):
@@ -113,8 +112,8 @@ class RLObjective:
         ro, adv = self.rollout, self.adv
         device = next(self.model.parameters()).device
         shared = self.value_fn is not None and self.value_fn.uses_policy_hidden
-        # packed (each group's prompt once, no padding) unless a value model reads the plain rows
-        sb = collate([ro.seqs[i] for i in mb.rows], self.pad_id, share_prefix=self.packed).to(device)
+        # packed: each group's prompt once, no padding (policy, value model and hidden states alike)
+        sb = collate([ro.seqs[i] for i in mb.rows], self.pad_id, share_prefix=self.mcfg.share_prompts).to(device)
         tc = sb.comp_ids.shape[1]
 
         def rows(x):  # (B, T) rollout tensor -> this micro-batch's (N, tc) (completions are right-aligned)

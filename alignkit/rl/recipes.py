@@ -30,7 +30,7 @@ class RLConfig:
     max_new_tokens: int = 64  # longest completion; a longer one is cut and counts as not ended
     generator: str = "auto"  # auto | hf | vllm: sampling backend (auto = vLLM when installed and a GPU is present)
     generation_batch_size: int = 64  # prompts per generate call
-    share_prompts: bool = True  # score and update each group's prompt once (packed rows); off = a padded row per sample; runs with a value model never pack
+    share_prompts: bool = True  # score and update each group's prompt once (packed rows, value model too); off = a padded row per sample
     kl_coef: float = 0.05  # beta: weight of the KL to the reference
     kl_estimator: str = "k1"  # k1 | k2 | k3: per-token KL estimator (Schulman 2020)
     adaptive_kl: bool = False  # adapt beta toward kl_target (Ziegler et al. 2019) instead of a fixed beta

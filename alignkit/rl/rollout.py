@@ -114,13 +114,12 @@ def score_forward(policy, reference, value_fn, seqs: list, pad_id: int, batch_si
         out["values"] = torch.zeros(b, tc)
     device = next(policy.parameters()).device
     shared = value_fn is not None and value_fn.uses_policy_hidden
-    packed = share_prompts and value_fn is None  # a value model reads the plain rows (per-token hidden states)
     # packed: rows in their prompt-major order, so a chunk holds whole groups and each prompt runs once;
     # plain: sorted by length, little padding per chunk
-    order = list(range(b)) if packed else sorted(range(b), key=lambda i: len(seqs[i][0]) + len(seqs[i][1]))
+    order = list(range(b)) if share_prompts else sorted(range(b), key=lambda i: len(seqs[i][0]) + len(seqs[i][1]))
     for i in range(0, b, batch_size):
         rows = order[i: i + batch_size]
-        sb = collate([seqs[r] for r in rows], pad_id, share_prefix=packed).to(device)
+        sb = collate([seqs[r] for r in rows], pad_id, share_prefix=share_prompts).to(device)
         fw = token_forward(policy, sb, want_hidden=shared, want_entropy=True)
         _place(out["old_logps"], rows, fw.logps)
         _place(out["entropy"], rows, fw.entropy)

@@ -18,7 +18,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..train.forward import SeqBatch
+from ..train.forward import collate
+from ..train.packing import PackedBatch, attention_mask, backbone_packs, token_rows
 from .forward import completion_columns
 
 
@@ -31,8 +32,8 @@ class SharedValueHead(nn.Module):
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
-    def forward(self, sb: SeqBatch, policy_hidden: torch.Tensor) -> torch.Tensor:
-        """policy_hidden: (N, Tc, H) -> values (N, Tc), zero outside the completion mask."""
+    def forward(self, sb, policy_hidden: torch.Tensor) -> torch.Tensor:
+        """sb: SeqBatch or PackedBatch; policy_hidden: (N, Tc, H) -> values (N, Tc), zero outside the completion mask."""
         return self.head(policy_hidden).squeeze(-1) * sb.comp_mask
 
 
@@ -61,7 +62,13 @@ class SeparateValueModel(nn.Module):
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
-    def forward(self, sb: SeqBatch, policy_hidden=None) -> torch.Tensor:
+    def forward(self, sb, policy_hidden=None) -> torch.Tensor:
+        if isinstance(sb, PackedBatch):  # each group's prompt once, as the policy's pass
+            if backbone_packs(self.body):
+                out = self.body(input_ids=sb.input_ids, attention_mask=attention_mask(self.body, sb),
+                                position_ids=sb.position_ids, use_cache=False)
+                return self.head(token_rows(out.last_hidden_state, sb).float()).squeeze(-1) * sb.comp_mask
+            sb = collate(sb.seqs, sb.pad_id).to(sb.comp_ids.device)
         out = self.body(input_ids=sb.input_ids, attention_mask=sb.attention_mask,
                         position_ids=sb.position_ids, use_cache=False)
         h = out.last_hidden_state[:, completion_columns(sb)].float()  # (N, Tc, H)

@@ -169,6 +169,15 @@ def attention_mask(model, batch: PackedBatch) -> torch.Tensor:
         ~batch.attn, torch.finfo(dtype).min)
 
 
+def token_rows(columns: torch.Tensor, batch: PackedBatch) -> torch.Tensor:
+    """(R, L, H) per-column outputs of a packed forward -> (N, Tc, H) in the plain layout: for each
+    completion token, the column that predicts it (zeros on padding). For per-token value heads."""
+    h = columns.reshape(-1, columns.shape[-1])[batch.keep.reshape(-1)][batch.gather]  # (M, H)
+    n, tc = batch.comp_ids.shape
+    out = torch.zeros(n * tc, h.shape[-1], dtype=h.dtype, device=h.device)
+    return out.index_put((batch.dest,), h).view(n, tc, -1)
+
+
 PROBE = [([1, 2, 3], [4, 5]), ([1, 2, 3], [6]), ([7], [8, 9, 3])]  # shared and own prompts, 1-token completion
 
 
