@@ -133,8 +133,8 @@ def test_ptx_term_is_exactly_coef_times_token_mean_nll(tiny_model_dir):
 def test_resume_matches_uninterrupted(tiny_model_dir, prompts_file, tmp_path, monkeypatch):
     mcfg = R.RLOOConfig(reward="rule:words", num_samples=2, prompts_per_step=2, max_new_tokens=6, kl_coef=0.1,
                         adaptive_kl=True, kl_target=0.1, kl_horizon=10)
-    cfg = _cfg(max_steps=4, save_every=2, eval_fraction=0)
-    train_rl(R.RLOO, cfg, mcfg, str(tiny_model_dir), str(prompts_file), str(tmp_path / "full"), **QUIET)
+    cfg = _cfg(max_steps=4, save_every=2, eval_fraction=0.25)
+    res0 = train_rl(R.RLOO, cfg, mcfg, str(tiny_model_dir), str(prompts_file), str(tmp_path / "full"), **QUIET)
     original = Engine.optimizer_step
 
     def stop_after_two(self, *a, **kw):
@@ -152,6 +152,7 @@ def test_resume_matches_uninterrupted(tiny_model_dir, prompts_file, tmp_path, mo
     cfg2 = TrainConfig(**{**cfg.__dict__, "resume": True})
     res2 = train_rl(R.RLOO, cfg2, mcfg, str(tiny_model_dir), str(prompts_file), str(tmp_path / "part"), **QUIET)
     assert res2["iterations"] == 4 and res2["samples"] == 16
+    assert res2["eval_start"] and res2["eval_start"] == pytest.approx(res0["eval_start"])  # kept from before the stop
     a, b = load_file(str(tmp_path / "full" / "model.safetensors")), load_file(str(tmp_path / "part" / "model.safetensors"))
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-6
     full, part = _rows(tmp_path / "full"), _rows(tmp_path / "part")

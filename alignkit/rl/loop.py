@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import yaml
 
 from ..config import to_dict
 from ..errors import ConfigError
@@ -30,7 +29,7 @@ from ..models.loading import LoraSettings, apply_lora, load_causal_lm, load_toke
 from ..train.config import TrainConfig
 from ..train.engine import Engine, MetricLog
 from ..train.forward import collate
-from ..train.loop import micro_batch_indices, start_run
+from ..train.loop import micro_batch_indices, resume_or_start, start_run
 from . import ptx
 from .evaluate import evaluate_policy, rollout_stats
 from .forward import token_forward
@@ -197,29 +196,27 @@ def train_rl(method: RLMethod, cfg: TrainConfig, mcfg, model_path: str, data, ou
 
     mlog = MetricLog(out, cfg.report_to, acc.is_main_process, to_dict(cfg))
     iteration, samples = 0, 0
-    ckpt = Engine.newest_checkpoint(out) if cfg.resume else None
-    if ckpt is not None:
+
+    def restore(ckpt) -> int:
+        nonlocal iteration, samples, est_state
         from safetensors.torch import load_file
         unwrap(model).load_state_dict(load_file(str(ckpt / "trainable.safetensors")), strict=False)
         state = engine.load_trainer_state(ckpt)
         iteration, samples = state["iteration"], state["samples"]
         kl_ctl.load_state_dict(state["kl"])
         est_state = state["estimator_state"]
-        mlog.truncate_after(iteration)
-        log(f"resumed from {ckpt} at iteration {iteration}")
-    elif acc.is_main_process:
-        (out / "metrics.jsonl").unlink(missing_ok=True)
-    if acc.is_main_process:
-        (out / "config.yaml").write_text(yaml.safe_dump(
-            {"method": method.name, "model": model_path, "train": to_dict(cfg),
-             "rl": dataclasses.asdict(mcfg)}, sort_keys=False))
+        return iteration
+
+    logged_start = resume_or_start(out, cfg, acc, mlog, Engine.newest_checkpoint(out) if cfg.resume else None, restore,
+                                   {"method": method.name, "model": model_path, "train": to_dict(cfg),
+                                    "rl": dataclasses.asdict(mcfg)}, log, unit="iteration")
 
     def evaluate():
         generator.sync(model)
         return evaluate_policy(model, reference, tok, generator, eval_prompts, eval_ids, judge, true_judge,
                                mcfg, cfg.seed + 99991, cfg.batch_size)
 
-    eval_start = {}
+    eval_start = logged_start
     if iteration == 0 and eval_prompts:
         eval_start = evaluate()
         mlog.write(0, "eval", eval_start)

@@ -68,15 +68,15 @@ def logged_eval(out: Path, step: int) -> dict:
 
 
 def resume_or_start(out: Path, cfg, acc, mlog, resume_ckpt, restore: Callable, run_config: dict,
-                    log=print) -> dict:
-    """The run's history: with a checkpoint, restore(ckpt) -> step loads its weights and trainer state
-    and the metrics log is cut back to that step; without one, a fresh metrics log. Writes config.yaml
-    (`run_config`). Returns the step-0 evaluation a resumed run logged ({} for a fresh run)."""
+                    log=print, unit: str = "step") -> dict:
+    """The run's history: with a checkpoint, restore(ckpt) -> step (or RL iteration, `unit`) loads its
+    weights and trainer state and the metrics log is cut back to it; without one, a fresh metrics log.
+    Writes config.yaml (`run_config`). Returns the evaluation a resumed run logged at 0 ({} if fresh)."""
     first_eval = {}
     if resume_ckpt is not None:
         step = restore(resume_ckpt)
         mlog.truncate_after(step)
-        log(f"resumed from {resume_ckpt} at step {step}")
+        log(f"resumed from {resume_ckpt} at {unit} {step}")
         first_eval = logged_eval(out, 0)
     else:
         if cfg.resume:
