@@ -105,3 +105,14 @@ def test_mini_compare_through_the_cli_raises_implicit_accuracy(tmp_path, capsys)
     assert main(argv) == 0  # a rerun reuses the candidates and every finished arm
     printed = capsys.readouterr().out
     assert printed.count("reusing") >= 4
+
+
+@pytest.mark.slow
+def test_mini_compare_scores_thumbs_methods_by_heldout_auc(tmp_path):
+    from alignkit.cli import main
+    out = tmp_path / "cmp"
+    assert main(["world", "compare", "--mini", "--methods", "kto", "--output", str(out),
+                 "--cache-dir", str(tmp_path / "cache"), "--no-progress"]) == 0
+    row = json.loads((out / "results.json").read_text())["seeds"]["0"]["arms"]["kto"]["row"]
+    # the SFT model as its own reference scores every response 0 (AUC 0.5); KTO separates the held-out thumbs
+    assert row["acc_start"] == 0.5 and row["acc_end"] > 0.6, row

@@ -31,7 +31,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..data.records import Binary
 from .labelers import BinaryLabeler, LabelerConfig, ListwiseLabeler, PairwiseLabeler
 from .prompts import as_chat, sample_prompts
 
@@ -158,6 +157,20 @@ def implicit_accuracy(ev: dict):
     return next((ev[k] for k in ACC_KEYS if k in (ev or {})), None)
 
 
+def thumbs_auc(sft: Path, folder: Path, records: list, overrides: dict) -> tuple:
+    """(start, end) held-out AUC of the implicit reward log pi/pi_SFT between thumbs-up and thumbs-down
+    responses, on the part of `records` that training held out: the binary methods' implicit accuracy.
+    The start scores the SFT model against itself (every reward 0: AUC 0.5)."""
+    from ..data.convert import split_records
+    from ..rewards.evaluate import binary_report
+    from ..rewards.implicit import ImplicitRewardJudge
+    _, held = split_records(records, overrides.get("eval_fraction", 0.0), overrides.get("seed", 0))
+    if not held or len({bool(r.label) for r in held}) < 2:
+        return None, None
+    return tuple(binary_report(ImplicitRewardJudge(str(model), str(sft), beta=0.1), held)["auc"]
+                 for model in (sft, folder))
+
+
 def _quiet(*args, **kwargs):
     pass
 
@@ -166,6 +179,7 @@ def run_arm(arm: Arm, sft: Path, records: list, folder: Path, seed: int, cfg: Co
             progress: bool, log) -> dict:
     """Train one arm and evaluate it against the SFT model (or reuse its saved result)."""
     from ..eval.evaluate import EVAL_SAMPLING, evaluate_policy
+    from ..losses.registry import LOSSES
     from ..train.api import run_train
     done = folder / "result.json"
     if done.is_file():
@@ -187,6 +201,8 @@ def run_arm(arm: Arm, sft: Path, records: list, folder: Path, seed: int, cfg: Co
     s, e = summary.get("eval_start") or {}, summary.get("eval_end") or {}
     row = {k: ev["policy"].get(k) for _, k in METRICS if k in ev["policy"]}
     row.update(win_rate=ev["win_rate"]["win_rate"], acc_start=implicit_accuracy(s), acc_end=implicit_accuracy(e))
+    if LOSSES[arm.method].feedback == "binary":  # thumbs: the AUC, comparable across kto, bco, dro, cringe
+        row["acc_start"], row["acc_end"] = thumbs_auc(sft, folder, records, overrides)
     res = {"key": key, "label": arm.label, "method": arm.method, "overrides": overrides, "row": row,
            "win_rate": ev["win_rate"], "eval_start": s, "eval_end": e, "steps": summary.get("steps"),
            "train_examples": summary.get("train_examples"), "sft": ev["baseline_metrics"],
@@ -226,7 +242,8 @@ def markdown(results: dict) -> str:
     head = "| arm | method | " + " | ".join(h for h, _ in METRICS) + " |"
     lines = [f"Median over seeds {', '.join(map(str, seeds))} ({results['config']['eval_prompts']} held-out "
              "prompts each; win rate against the SFT model under r*; impl. acc = held-out implicit-reward "
-             "accuracy at the first and last step of training).", "", head,
+             "accuracy at the first and last step of training; for thumbs-labelled methods, the held-out AUC "
+             "of log pi/pi_SFT between thumbs-up and thumbs-down).", "", head,
              "|" + "---|" * (len(METRICS) + 2)]
     for lbl, row in med.items():
         lines.append(f"| {lbl} | {methods.get(lbl, '-')} | " + " | ".join(_fmt(row[k]) for _, k in METRICS) + " |")
