@@ -108,11 +108,14 @@ def test_mini_compare_through_the_cli_raises_implicit_accuracy(tmp_path, capsys)
 
 
 @pytest.mark.slow
-def test_mini_compare_scores_thumbs_methods_by_heldout_auc(tmp_path):
+def test_mini_compare_scores_thumbs_and_ranking_methods_on_heldout_labels(tmp_path):
     from alignkit.cli import main
     out = tmp_path / "cmp"
-    assert main(["world", "compare", "--mini", "--methods", "kto", "--output", str(out),
+    assert main(["world", "compare", "--mini", "--methods", "kto,lipo", "--output", str(out),
                  "--cache-dir", str(tmp_path / "cache"), "--no-progress"]) == 0
-    row = json.loads((out / "results.json").read_text())["seeds"]["0"]["arms"]["kto"]["row"]
-    # the SFT model as its own reference scores every response 0 (AUC 0.5); KTO separates the held-out thumbs
-    assert row["acc_start"] == 0.5 and row["acc_end"] > 0.6, row
+    arms = json.loads((out / "results.json").read_text())["seeds"]["0"]["arms"]
+    # the SFT model as its own reference scores every response 0 (0.5); KTO separates the held-out thumbs
+    # (AUC), LiPO orders the held-out lists' pairs
+    for label in ("kto", "lipo"):
+        row = arms[label]["row"]
+        assert row["acc_start"] == 0.5 and row["acc_end"] > 0.6, (label, row)

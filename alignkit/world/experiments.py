@@ -157,18 +157,24 @@ def implicit_accuracy(ev: dict):
     return next((ev[k] for k in ACC_KEYS if k in (ev or {})), None)
 
 
-def thumbs_auc(sft: Path, folder: Path, records: list, overrides: dict) -> tuple:
-    """(start, end) held-out AUC of the implicit reward log pi/pi_SFT between thumbs-up and thumbs-down
-    responses, on the part of `records` that training held out: the binary methods' implicit accuracy.
-    The start scores the SFT model against itself (every reward 0: AUC 0.5)."""
+def heldout_implicit(sft: Path, folder: Path, records: list, overrides: dict, feedback: str) -> tuple:
+    """(start, end) implicit accuracy of log pi/pi_SFT on the part of `records` training held out, for
+    feedback shapes whose losses log none comparable: thumbs -> the AUC between thumbs-up and thumbs-down
+    responses; rankings -> the accuracy on the pairs each list implies. The start scores the SFT model
+    against itself (every reward 0: 0.5)."""
     from ..data.convert import split_records
-    from ..rewards.evaluate import binary_report
+    from ..rewards.evaluate import as_pairs, binary_report, preference_report
     from ..rewards.implicit import ImplicitRewardJudge
     _, held = split_records(records, overrides.get("eval_fraction", 0.0), overrides.get("seed", 0))
-    if not held or len({bool(r.label) for r in held}) < 2:
+    if feedback == "binary":
+        if len({bool(r.label) for r in held}) < 2:
+            return None, None
+        return tuple(binary_report(ImplicitRewardJudge(str(m), str(sft), beta=0.1), held)["auc"] for m in (sft, folder))
+    pairs = as_pairs(held)
+    if not pairs:
         return None, None
-    return tuple(binary_report(ImplicitRewardJudge(str(model), str(sft), beta=0.1), held)["auc"]
-                 for model in (sft, folder))
+    return tuple(preference_report(ImplicitRewardJudge(str(m), str(sft), beta=0.1), pairs)["accuracy"]
+                 for m in (sft, folder))
 
 
 def _quiet(*args, **kwargs):
@@ -201,8 +207,9 @@ def run_arm(arm: Arm, sft: Path, records: list, folder: Path, seed: int, cfg: Co
     s, e = summary.get("eval_start") or {}, summary.get("eval_end") or {}
     row = {k: ev["policy"].get(k) for _, k in METRICS if k in ev["policy"]}
     row.update(win_rate=ev["win_rate"]["win_rate"], acc_start=implicit_accuracy(s), acc_end=implicit_accuracy(e))
-    if LOSSES[arm.method].feedback == "binary":  # thumbs: the AUC, comparable across kto, bco, dro, cringe
-        row["acc_start"], row["acc_end"] = thumbs_auc(sft, folder, records, overrides)
+    feedback = LOSSES[arm.method].feedback
+    if feedback in ("binary", "listwise"):  # one measure across each shape's losses (see heldout_implicit)
+        row["acc_start"], row["acc_end"] = heldout_implicit(sft, folder, records, overrides, feedback)
     res = {"key": key, "label": arm.label, "method": arm.method, "overrides": overrides, "row": row,
            "win_rate": ev["win_rate"], "eval_start": s, "eval_end": e, "steps": summary.get("steps"),
            "train_examples": summary.get("train_examples"), "sft": ev["baseline_metrics"],
@@ -242,8 +249,9 @@ def markdown(results: dict) -> str:
     head = "| arm | method | " + " | ".join(h for h, _ in METRICS) + " |"
     lines = [f"Median over seeds {', '.join(map(str, seeds))} ({results['config']['eval_prompts']} held-out "
              "prompts each; win rate against the SFT model under r*; impl. acc = held-out implicit-reward "
-             "accuracy at the first and last step of training; for thumbs-labelled methods, the held-out AUC "
-             "of log pi/pi_SFT between thumbs-up and thumbs-down).", "", head,
+             "accuracy at the first and last step of training; for thumbs-labelled methods the held-out AUC "
+             "of log pi/pi_SFT between thumbs-up and thumbs-down, for ranking methods its accuracy on the "
+             "held-out lists' pairs).", "", head,
              "|" + "---|" * (len(METRICS) + 2)]
     for lbl, row in med.items():
         lines.append(f"| {lbl} | {methods.get(lbl, '-')} | " + " | ".join(_fmt(row[k]) for _, k in METRICS) + " |")
