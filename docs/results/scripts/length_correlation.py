@@ -1,7 +1,7 @@
 """Correlation between each method's implicit reward margin and the length difference of held-out
 pairs (the SimPO paper's length analysis), on a `world compare` output folder with arms dpo, simpo and
 simpo_noln (docs/results/bundled_task.md b):  .venv/bin/python docs/results/scripts/length_correlation.py runs/s2/b_ln_0.2"""
-import json, sys
+import sys
 from pathlib import Path
 import torch
 from alignkit.data.convert import split_records
