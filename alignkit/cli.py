@@ -16,10 +16,9 @@ import sys
 
 from .errors import AlignkitError
 
-# Subsystems that add commands: each module has `register(subparsers)`; absent ones are skipped.
-COMMAND_MODULES = ("alignkit.models.commands", "alignkit.world.commands", "alignkit.eval.commands", "alignkit.rewards.commands",
-                   "alignkit.feedback.commands", "alignkit.rl.commands", "alignkit.online.commands",
-                   "alignkit.merge.commands", "alignkit.serve")
+# Subsystems that add commands: each module has `register(subparsers)`.
+COMMAND_MODULES = ("alignkit.models.commands", "alignkit.world.commands", "alignkit.eval.commands",
+                   "alignkit.rewards.commands", "alignkit.serve")
 
 THEMES = {"reward model": 0, "feedback": 1, "RL": 2, "optimization": 3}
 
@@ -119,13 +118,7 @@ def build_parser() -> tuple:
     m.add_argument("--json", action="store_true", help="print a JSON list of objects instead of a table")
     m.set_defaults(func=cmd_methods)
     for mod in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            if e.name == mod:
-                continue
-            raise
-        module.register(sub)
+        importlib.import_module(mod).register(sub)
     return p, sub
 
 

@@ -13,8 +13,8 @@ import json
 
 from ..errors import ConfigError
 
-# Modules that add `alignkit eval WHAT` subcommands; absent ones are skipped.
-EVAL_EXTENSIONS = ("alignkit.eval.preferences", "alignkit.rewards.eval_commands")
+# Modules that add `alignkit eval WHAT` subcommands.
+EVAL_EXTENSIONS = ("alignkit.rewards.eval_commands",)
 
 
 def cmd_eval_policy(args) -> int:
@@ -66,10 +66,4 @@ def register(sub):
     pol = es.add_parser("policy", help="a policy's metrics under r* (the default)", description=desc)
     add_policy_args(pol)
     for mod in EVAL_EXTENSIONS:
-        try:
-            module = importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            if e.name == mod:
-                continue
-            raise
-        module.register_eval(es)
+        importlib.import_module(mod).register_eval(es)

@@ -40,15 +40,10 @@ def register_recipe(recipe: Recipe) -> Recipe:
 
 
 def _load_recipes():
-    # Import the subsystems that register recipes; missing optional ones are fine.
+    # Import the subsystems that register recipes (reward models, RL, online recipes).
     import importlib
-    for mod in ("alignkit.rewards.recipes", "alignkit.rl.recipes", "alignkit.online.recipes",
-                "alignkit.merge.recipes"):
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            if e.name != mod:
-                raise
+    for mod in ("alignkit.rewards.recipes", "alignkit.rl.recipes", "alignkit.online.recipes"):
+        importlib.import_module(mod)
 
 
 def all_methods() -> dict:
