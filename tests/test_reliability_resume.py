@@ -65,7 +65,7 @@ def pairs_file(tmp_path_factory):
 
 @pytest.mark.slow
 def test_sigkill_then_resume_gives_the_uninterrupted_weights(tiny_model_dir, pairs_file, tmp_path, capsys):
-    steps = 12
+    steps = 60  # long enough that the watcher below sees a checkpoint and a later step before the run ends
     assert main(args(tiny_model_dir, pairs_file, tmp_path / "full", steps)) == 0
     capsys.readouterr()
 
