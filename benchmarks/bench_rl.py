@@ -248,21 +248,15 @@ def main():
           f"step, micro-batch {a.micro_batch}, {a.steps} steps, {a.rounds} alternating rounds, fp32, "
           f"threads {a.threads or 'torch default'}")
     print("timed: end of step 1 -> end of step N; not timed: imports, loading, step 1", flush=True)
-    sides = [a.only] if a.only else ["trl", "alignkit"]
-    if a.ablate:
-        sides.append("ablated")
-        print(f"ablated: alignkit with {' '.join(a.ablate)}")
+    sides = common.benchmark_sides(a)
     runs = {s: [] for s in sides}
     for r in range(a.rounds):
         for s in sides:
-            args = ["--child", "alignkit" if s == "ablated" else s, "--model", str(model),
-                    "--data", str(trl_data if s == "trl" else data),
+            args = [*common.side_args(a, s), "--model", str(model), "--data", str(trl_data if s == "trl" else data),
                     "--out", str(common.WORK / f"rl-{s}"), "--steps", str(a.steps), "--threads", str(a.threads),
                     "--max-length", str(a.max_length), "--prompts-per-step", str(a.prompts_per_step),
                     "--group", str(a.group), "--micro-batch", str(a.micro_batch),
                     "--max-new-tokens", str(a.max_new_tokens)]
-            if s == "ablated":
-                args += [x for kv in a.ablate for x in ("--set", kv)]
             res = common.run_child(Path(__file__), args)
             runs[s].append(res)
             print(f"round {r + 1} {s:8s}: step {res['step_s']:.2f} s, generation {res['gen_tokens_per_s']:.0f} "

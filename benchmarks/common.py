@@ -233,6 +233,22 @@ def child(a, run):
     print("RESULT " + json.dumps(res), flush=True)
 
 
+def benchmark_sides(a) -> list:
+    """The sides of a run: TRL and alignkit (or --only one), plus "ablated" with --ablate."""
+    sides = [a.only] if a.only else ["trl", "alignkit"]
+    if a.ablate:
+        sides.append("ablated")
+        print(f"ablated: alignkit with {' '.join(a.ablate)}")
+    return sides
+
+
+def side_args(a, side: str) -> list:
+    """The child's --child flag, and for the ablated side its --set overrides."""
+    if side == "ablated":
+        return ["--child", "alignkit", *[x for kv in a.ablate for x in ("--set", kv)]]
+    return ["--child", side]
+
+
 def compare(script: Path, a, name: str, unit: str = "pairs"):
     """Alternate TRL and alignkit runs of `script` (fresh processes), print and return the medians."""
     model = build_model()
@@ -249,19 +265,13 @@ def compare(script: Path, a, name: str, unit: str = "pairs"):
           f"{a.dtype}, threads {a.threads or 'torch default'}")
     print("timed: end of step 1 -> end of step N (forward, backward, optimizer, logging); not timed: imports, "
           "loading, tokenization, reference pass, step 1", flush=True)
-    sides = [a.only] if a.only else ["trl", "alignkit"]
-    if a.ablate:
-        sides.append("ablated")
-        print(f"ablated: alignkit with {' '.join(a.ablate)}")
+    sides = benchmark_sides(a)
     runs = {s: [] for s in sides}
     for r in range(a.rounds):
         for s in sides:
-            kind = "alignkit" if s == "ablated" else s
-            args = ["--child", kind, "--model", str(model), "--data", str(trl_data if s == "trl" else data),
+            args = [*side_args(a, s), "--model", str(model), "--data", str(trl_data if s == "trl" else data),
                     "--out", str(WORK / f"{name}-{s}"), "--steps", str(a.steps), "--batch-size", str(a.batch_size),
                     "--max-length", str(a.max_length), "--threads", str(a.threads), "--dtype", a.dtype]
-            if s == "ablated":
-                args += [x for kv in a.ablate for x in ("--set", kv)]
             res = run_child(script, args)
             runs[s].append(res)
             lo = res["losses"]
