@@ -76,6 +76,16 @@ def cmd_unlearn(args) -> int:
     return 0
 
 
+def _labeler_args(p, temperature: float):
+    """The simulated labeler's options (alignkit/world/labelers.py)."""
+    p.add_argument("--temperature", type=float, default=temperature,
+                   help=f"labeler Bradley-Terry/Plackett-Luce temperature (default {temperature})")
+    p.add_argument("--noise", type=float, default=0.0, help="labeler label-flip rate (default 0)")
+    p.add_argument("--length-bias", type=float, default=0.0, help="labeler utility bonus per word (default 0)")
+    p.add_argument("--position-bias", type=float, default=0.0,
+                   help="rate of preferring the first-shown answer (default 0)")
+
+
 def _cache_args(p):
     p.add_argument("--cache-dir", help="where the base model is cached (default $ALIGNKIT_CACHE or ~/.cache/alignkit)")
     p.add_argument("--mini", action="store_true", help=argparse.SUPPRESS)  # a seconds-long miniature, for tests
@@ -126,10 +136,7 @@ def register(sub):
     e.add_argument("--source", default="corpus", choices=("corpus", "base"),
                    help="candidates from the corpus's behaviour mix (fast, default) or sampled from the base model")
     e.add_argument("--seed", type=int, default=0, help="prompt draw, candidates and labeler stream (default 0)")
-    e.add_argument("--temperature", type=float, default=0.5, help="labeler Bradley-Terry/Plackett-Luce temperature (default 0.5)")
-    e.add_argument("--noise", type=float, default=0.0, help="labeler label-flip rate (default 0)")
-    e.add_argument("--length-bias", type=float, default=0.0, help="labeler utility bonus per word (default 0)")
-    e.add_argument("--position-bias", type=float, default=0.0, help="rate of preferring the first-shown answer (default 0)")
+    _labeler_args(e, temperature=0.5)
     e.add_argument("--score-noise", type=float, default=0.0, help="std of noise on scalar scores (default 0)")
     _cache_args(e)
     e.set_defaults(func=cmd_export)
@@ -157,10 +164,7 @@ def register(sub):
     c.add_argument("--eval-prompts", type=int, help="held-out prompts for the evaluation (default 400)")
     c.add_argument("--source", choices=("model", "corpus"),
                    help="candidates sampled from the SFT model (default) or drawn from the corpus's behaviour mix")
-    c.add_argument("--temperature", type=float, default=0.3, help="labeler temperature (default 0.3)")
-    c.add_argument("--noise", type=float, default=0.0, help="labeler label-flip rate (default 0)")
-    c.add_argument("--length-bias", type=float, default=0.0, help="labeler utility bonus per word (default 0)")
-    c.add_argument("--position-bias", type=float, default=0.0, help="rate of preferring the first-shown answer")
+    _labeler_args(c, temperature=0.3)
     c.add_argument("--threshold", type=float, default=0.0, help="binary labeler: utility above which it gives a thumbs up")
     c.add_argument("--base-model", help="start from this SFT model folder instead of the world's own")
     c.add_argument("--no-progress", action="store_true", help="no progress bars")
