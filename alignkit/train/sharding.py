@@ -26,13 +26,14 @@ from ..errors import ConfigError
 DOC = "docs/distributed.md"
 
 
-def _env_flag(name: str) -> bool:
+def env_flag(name: str) -> bool:
+    """An environment variable `accelerate launch` sets to true (1, true or yes)."""
     return os.environ.get(name, "").lower() in ("1", "true", "yes")
 
 
 def fsdp_requested() -> bool:
     """What `accelerate launch` sets for a config with `distributed_type: FSDP`."""
-    return _env_flag("ACCELERATE_USE_FSDP")
+    return env_flag("ACCELERATE_USE_FSDP")
 
 
 def check_fsdp_request(fsdp_ok: bool, lora: bool = False) -> None:
@@ -46,7 +47,7 @@ def check_fsdp_request(fsdp_ok: bool, lora: bool = False) -> None:
     if version != "2":
         raise ConfigError(f"FSDP version {version} is not supported: set `fsdp_version: 2` in the accelerate config "
                           f"(torch's fully_shard; see configs/accelerate/fsdp_gpu.yaml and {DOC})")
-    if _env_flag("FSDP_CPU_RAM_EFFICIENT_LOADING"):
+    if env_flag("FSDP_CPU_RAM_EFFICIENT_LOADING"):
         raise ConfigError("set `fsdp_cpu_ram_efficient_loading: false` in the accelerate config: alignkit loads the "
                           "whole model on every process before sharding it (it may sample from it or compute "
                           f"reference log-probs first); see {DOC}")

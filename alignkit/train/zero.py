@@ -29,6 +29,7 @@ from contextlib import contextmanager
 import torch
 
 from ..errors import ConfigError
+from .sharding import env_flag
 
 DOC = "docs/distributed.md"
 DS_DIR = "deepspeed"  # DeepSpeed's own checkpoint, inside alignkit's step-N folder
@@ -37,7 +38,7 @@ DS_TAG = "state"
 
 def deepspeed_requested() -> bool:
     """What `accelerate launch` sets for a config with `distributed_type: DEEPSPEED`."""
-    return os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() in ("1", "true", "yes")
+    return env_flag("ACCELERATE_USE_DEEPSPEED")
 
 
 def check_deepspeed_request(ok: bool, lora: bool = False) -> None:
