@@ -2,6 +2,7 @@
 ../shared (real data), which tests skip without."""
 from __future__ import annotations
 
+import math
 import os
 import random
 from pathlib import Path
@@ -55,3 +56,26 @@ def make_pairs(n: int = 40, seed: int = 0):
 def make_demos(n: int = 40, seed: int = 0):
     from alignkit.data.records import Demonstration
     return [Demonstration(p.prompt, p.chosen) for p in make_pairs(n, seed)]
+
+
+# ---- hand-computation helpers shared by the loss tests
+def sigmoid(z: float) -> float:
+    return 1 / (1 + math.exp(-z))
+
+
+def softplus(z: float) -> float:  # log(1 + e^z); -log sigma(z) = softplus(-z)
+    return math.log1p(math.exp(z))
+
+
+def equal_token_logps(sums, lengths, grad=False):
+    """Logps rows of equal per-token log-probs with the given sequence sums and lengths (float64)."""
+    from alignkit.losses.base import Logps
+    t = max(lengths)
+    tokens = torch.zeros(len(sums), t, dtype=torch.float64)
+    mask = torch.zeros(len(sums), t, dtype=torch.float64)
+    for i, (s, n) in enumerate(zip(sums, lengths)):
+        tokens[i, :n] = s / n
+        mask[i, :n] = 1
+    if grad:
+        tokens.requires_grad_(True)
+    return Logps(tokens, mask)

@@ -2,7 +2,7 @@
 computation, and only completion tokens are counted."""
 import torch
 
-from alignkit.models.loading import load_causal_lm, load_tokenizer
+from alignkit.models.loading import load_causal_lm
 from alignkit.train.forward import collate, sequence_logps
 
 

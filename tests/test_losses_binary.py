@@ -1,5 +1,4 @@
 """KTO, BCO and DRO against hand-computed values (methods.md section 11, Case A, and by hand)."""
-import math
 
 import pytest
 import torch
@@ -7,6 +6,7 @@ import torch
 from alignkit.losses.base import BinaryInput, Logps
 from alignkit.losses.binary import BCOConfig, DROConfig, KTOConfig, bco, dro, kto
 from alignkit.losses.registry import get_loss
+from conftest import sigmoid, softplus
 
 
 def seq(total: float, n: int, grad: bool = False) -> torch.Tensor:
@@ -21,14 +21,6 @@ def logps(*rows) -> Logps:
     tokens = torch.stack([torch.cat([r, torch.zeros(t - len(r), dtype=torch.float64)]) for r in rows])  # (N, T)
     mask = torch.stack([(torch.arange(t) < len(r)).to(torch.float64) for r in rows])  # (N, T)
     return Logps(tokens, mask)
-
-
-def sigmoid(z):
-    return 1 / (1 + math.exp(-z))
-
-
-def softplus(z):
-    return math.log1p(math.exp(z))
 
 
 # Case A: policy -11.5 (5 tok) / -14.0 (8 tok), reference -11.0 / -12.0 -> Delta_w = -0.5, Delta_l = -2.0

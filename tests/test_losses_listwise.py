@@ -4,26 +4,10 @@ import math
 import pytest
 import torch
 
-from alignkit.losses.base import ListwiseInput, Logps
+from alignkit.losses.base import ListwiseInput
 from alignkit.losses.listwise import LiPOConfig, PROConfig, RRHFConfig, lipo, pro, rrhf
 from alignkit.losses.registry import get_loss
-
-
-def logps(sums, lengths, grad=False):
-    """Rows of equal per-token log-probs with the given sequence sums and lengths (float64)."""
-    t = max(lengths)
-    tokens = torch.zeros(len(sums), t, dtype=torch.float64)
-    mask = torch.zeros(len(sums), t, dtype=torch.float64)
-    for i, (s, n) in enumerate(zip(sums, lengths)):
-        tokens[i, :n] = s / n
-        mask[i, :n] = 1
-    if grad:
-        tokens.requires_grad_(True)
-    return Logps(tokens, mask)
-
-
-def softplus(z):
-    return math.log1p(math.exp(z))
+from conftest import equal_token_logps as logps
 
 
 # ---------------------------------------------------------------------------------------- LiPO

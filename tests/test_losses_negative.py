@@ -7,27 +7,7 @@ import torch
 from alignkit.losses.base import BinaryInput, DemoInput, ListwiseInput, Logps
 from alignkit.losses.negative import CringeConfig, D2OConfig, NPOConfig, cringe, d2o, npo
 from alignkit.losses.registry import get_loss
-
-
-def logps(sums, lengths, grad=False):
-    """Rows of equal per-token log-probs with the given sequence sums and lengths (float64)."""
-    t = max(lengths)
-    tokens = torch.zeros(len(sums), t, dtype=torch.float64)
-    mask = torch.zeros(len(sums), t, dtype=torch.float64)
-    for i, (s, n) in enumerate(zip(sums, lengths)):
-        tokens[i, :n] = s / n
-        mask[i, :n] = 1
-    if grad:
-        tokens.requires_grad_(True)
-    return Logps(tokens, mask)
-
-
-def softplus(z):
-    return math.log1p(math.exp(z))
-
-
-def sigmoid(z):
-    return 1 / (1 + math.exp(-z))
+from conftest import equal_token_logps as logps, sigmoid, softplus
 
 
 # ---------------------------------------------------------------------------------------- NPO

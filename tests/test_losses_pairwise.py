@@ -11,16 +11,9 @@ from alignkit.losses import pairwise as P
 from alignkit.losses.base import Logps, PairwiseInput
 from alignkit.losses.registry import LOSSES, get_loss
 from alignkit.train.config import TrainConfig
+from conftest import softplus
 
 F64 = torch.float64
-
-
-def sigmoid(z):
-    return 1 / (1 + math.exp(-z))
-
-
-def softplus(z):  # log(1 + e^z); -log sigma(z) = softplus(-z)
-    return math.log1p(math.exp(z))
 
 
 # Case A: l(y_w) = -11.5 over 5 tokens, l(y_l) = -14.0 over 8, reference -11.0 / -12.0

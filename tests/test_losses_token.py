@@ -7,10 +7,7 @@ import torch
 from alignkit.losses.base import Logps, PairwiseInput
 from alignkit.losses.registry import get_loss
 from alignkit.losses.token import TDPOConfig, sequential_kl, tdpo, token_rewards
-
-
-def softplus(z):
-    return math.log1p(math.exp(z))
+from conftest import softplus
 
 
 def logit_for_kl(kl: float) -> float:

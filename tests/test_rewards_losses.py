@@ -5,14 +5,11 @@ import pytest
 import torch
 
 from alignkit.rewards.losses import bradley_terry, plackett_luce, pointwise, ranking_accuracy
+from conftest import softplus
 
 
 def t(*xs):
     return torch.tensor(xs, dtype=torch.float64)
-
-
-def softplus(x):
-    return math.log1p(math.exp(x))
 
 
 def test_bradley_terry_plain_margin_and_centering_match_methods_md():

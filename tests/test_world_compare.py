@@ -6,7 +6,7 @@ import pytest
 
 from alignkit.data.records import Binary, Listwise, Pairwise
 from alignkit.errors import ConfigError
-from alignkit.world.experiments import Arm, aggregate, make_labels, parse_arms, parse_sets
+from alignkit.world.experiments import aggregate, make_labels, parse_arms, parse_sets
 from alignkit.world.labelers import LabelerConfig
 from alignkit.world.prompts import PromptInfo
 from alignkit.world.reward import true_reward
