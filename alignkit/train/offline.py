@@ -86,8 +86,11 @@ class OfflineObjective:
             extra["value"] = self.value_head(hidden[0::per].float()).squeeze(-1)  # (B,) V(x)
         inp = self.shape.build(self.spec, policy, self._ref(batch, sb), [ex.rec for ex in batch], extra)
         if self.spec.stateful:
-            return self.spec.fn(inp, self.loss_cfg, self.state if state is None else state)
-        return self.spec.fn(inp, self.loss_cfg)
+            out = self.spec.fn(inp, self.loss_cfg, self.state if state is None else state)
+        else:
+            out = self.spec.fn(inp, self.loss_cfg)
+        out.metrics = {**self.shape.data_metrics(policy, len(batch)), **out.metrics}
+        return out
 
 
 @torch.no_grad()

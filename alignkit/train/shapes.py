@@ -15,6 +15,21 @@ from ..losses.base import (BinaryInput, DemoInput, ListwiseInput, Logps, Pairwis
 class Shape:
     feedback = ""
     record_type = None
+    # which of an example's sequences get their log-prob and length logged, under what name
+    logged: dict = {0: ""}
+
+    def data_metrics(self, policy: Logps, n_examples: int) -> dict:
+        """Per-example policy log-probs (summed) and lengths (tokens) of the `logged` sequences, e.g.
+        logps/chosen and length/rejected: the numbers that show likelihood displacement (both
+        log-probs falling) or a drift in length, whatever the loss."""
+        per = len(policy) // max(n_examples, 1)
+        out = {}
+        for j, role in self.logged.items():
+            rows = policy[j % per::per]
+            name = f"/{role}" if role else ""
+            out[f"logps{name}"] = rows.sum().detach()
+            out[f"length{name}"] = rows.lengths().detach()
+        return out
 
     def sequences(self, rec, idx: int, data: list) -> list:
         """[(prompt, completion), ...] for example `idx` of `data`."""
@@ -51,6 +66,7 @@ class ScoredShape(DemoShape):
 class PairShape(Shape):
     feedback = "pairwise"
     record_type = R.Pairwise
+    logged = {0: "chosen", 1: "rejected"}
 
     def sequences(self, rec, idx, data):
         return [(rec.prompt, rec.chosen), (rec.prompt, rec.rejected)]
@@ -97,6 +113,7 @@ class NegativeShape(Shape):
     self-samples per prompt from the initial model once, before training, so that their reference
     log-probs cache; the loss then sees a (B, K+1) list whose column 0 is the negative."""
     feedback = "negative"
+    logged = {0: "negative"}
 
     def __init__(self, loss_cfg):
         self.k = int(getattr(loss_cfg, "num_samples", 0) or 0)
@@ -147,6 +164,7 @@ class ListShape(Shape):
 
     def __init__(self, k: int):
         self.k = k
+        self.logged = {0: "best", k - 1: "worst"}
 
     def _pick(self, rec):
         n = len(rec.completions)
