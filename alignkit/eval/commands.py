@@ -14,7 +14,7 @@ import json
 from ..errors import ConfigError
 
 # Modules that add `alignkit eval WHAT` subcommands.
-EVAL_EXTENSIONS = ("alignkit.rewards.eval_commands",)
+EVAL_EXTENSIONS = ("alignkit.rewards.eval_commands", "alignkit.eval.curves")
 
 
 def cmd_eval_policy(args) -> int:
