@@ -80,3 +80,7 @@ for m in ("slic", "cpo", "dpo"):
     mv = ex[m + "_move"]
     print(f"{m}: margin move on held-out pairs: median |move| {mv.abs().median().item():.2f} nats; "
           f"rank corr(move, length diff) {spearman(mv, ex['dlen']):+.2f}")
+neg = ex["sft_margin"] < -1
+print(f"pairs with the chosen answer >1 nat less likely at SFT: {neg.double().mean().item():.3f}; "
+      f"of them chosen longer: {(ex['dlen'][neg] > 0).double().mean().item():.3f}; "
+      f"rank corr(SFT margin, length diff) {spearman(ex['sft_margin'], ex['dlen']):+.2f}")
