@@ -158,3 +158,16 @@ def test_logged_logps_and_lengths_match_a_direct_pass(tiny_model_dir, tmp_path):
     assert want["length/chosen"] != want["length/rejected"]  # the check can tell the two apart
     rows = [json.loads(l) for l in open(tmp_path / "ipo" / "metrics.jsonl") if '"train"' in l]
     assert all({"logps/chosen", "logps/rejected", "length/chosen", "length/rejected"} <= set(r) for r in rows)
+
+
+def test_step0_heldout_margins_are_exactly_zero(tiny_model_dir, tmp_path):
+    """At step 0 the policy is its own reference: the held-out reference log-probs are computed in the
+    evaluation's own batches, so every implicit reward is exactly 0 and the accuracy exactly 0.5 (float
+    noise from differently composed batches used to give e.g. 0.486)."""
+    spec = get_loss("dpo")
+    pairs = make_pairs(60)
+    cfg = TrainConfig(max_steps=1, batch_size=5, learning_rate=1e-3, progress=False, max_length=64, ref_cache="memory")
+    res = train_offline(spec, spec.config(), cfg, str(tiny_model_dir), pairs[:20], pairs[20:],
+                        str(tmp_path / "dpo"), log=lambda *a: None)
+    assert res["eval_start"]["rewards/margin"] == 0.0 and res["eval_start"]["rewards/chosen"] == 0.0
+    assert res["eval_start"]["rewards/accuracy"] == 0.5
