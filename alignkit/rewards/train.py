@@ -27,7 +27,7 @@ from ..train.config import TrainConfig
 from ..train.engine import Engine, MetricLog
 from ..train.forward import collate
 from ..train.packing import PackedBatch, attention_mask
-from ..train.loop import fmt_metrics, resume_or_start, run_steps, start_run, total_steps
+from ..train.loop import evaluate_and_log, fmt_metrics, resume_or_start, run_steps, start_run, total_steps
 from ..train.offline import encode_split, evaluate
 from . import losses
 from .model import RewardModel, apply_lora_seq_cls, load_reward_model, save_reward_model
@@ -210,21 +210,15 @@ def train_reward_model(task, cfg: TrainConfig, model_path: str, train_records: l
     first_eval = resume_or_start(out, cfg, acc, mlog, Engine.newest_checkpoint(out) if cfg.resume else None, restore,
                                  {"method": task.name, "model": model_path, "train": to_dict(cfg),
                                   "reward": dataclasses.asdict(task.cfg)}, log)
-    if engine.step == 0 and eval_ex:
-        first_eval = evaluate(objective, eval_ex, cfg.batch_size)
-        mlog.write(0, "eval", first_eval)
-        log(f"eval @ step 0 ({len(eval_ex)} held out): {_fmt(first_eval)}")
-    last, interrupted = run_steps(engine, train_ex, cfg, total, objective.compute,
-                                  lambda: evaluate(objective, eval_ex, cfg.batch_size),
+    held_out = lambda: evaluate(objective, eval_ex, cfg.batch_size)  # noqa: E731 ({} when nothing is held out)
+    if engine.step == 0:
+        first_eval = evaluate_and_log(0, held_out, mlog, log, _fmt)
+    last, interrupted = run_steps(engine, train_ex, cfg, total, objective.compute, held_out,
                                   lambda: engine.save_checkpoint(save_trainable, {}), mlog, log,
                                   desc=f"train {task.name}", fmt=_fmt)
     if interrupted:
         return {"interrupted": True, "step": engine.step, "checkpoint": str(engine.last_checkpoint)}
-
-    final_eval = evaluate(objective, eval_ex, cfg.batch_size) if eval_ex else {}
-    if final_eval:
-        mlog.write(engine.step, "eval", final_eval)
-        log(f"eval @ step {engine.step} ({len(eval_ex)} held out): {_fmt(final_eval)}")
+    final_eval = evaluate_and_log(engine.step, held_out, mlog, log, _fmt)
     info = {"method": task.name, "base_model": model_path, "max_length": cfg.max_length,
             "max_prompt_length": cfg.max_prompt_length, "score_at": "last real token", **task.info()}
     if acc.is_main_process:

@@ -29,7 +29,7 @@ from ..models.loading import LoraSettings, apply_lora, load_causal_lm, load_toke
 from ..train.config import TrainConfig
 from ..train.engine import Engine, MetricLog
 from ..train.forward import collate
-from ..train.loop import micro_batch_indices, resume_or_start, start_run
+from ..train.loop import evaluate_and_log, micro_batch_indices, resume_or_start, start_run
 from . import ptx
 from .evaluate import evaluate_policy, rollout_stats
 from .forward import token_forward
@@ -218,9 +218,7 @@ def train_rl(method: RLMethod, cfg: TrainConfig, mcfg, model_path: str, data, ou
 
     eval_start = logged_start
     if iteration == 0 and eval_prompts:
-        eval_start = evaluate()
-        mlog.write(0, "eval", eval_start)
-        log(f"eval @ iteration 0: {_fmt(eval_start)}")
+        eval_start = evaluate_and_log(0, evaluate, mlog, log, _fmt, unit="iteration")
     engine.install_signal_handlers()
     last = {}
     while iteration < iterations:
@@ -259,9 +257,7 @@ def train_rl(method: RLMethod, cfg: TrainConfig, mcfg, model_path: str, data, ou
             mlog.write(iteration, "train", last)
         log(f"iteration {iteration}/{iterations}: {_fmt(last)}")
         if cfg.eval_every and iteration % cfg.eval_every == 0 and iteration < iterations and eval_prompts:
-            ev = evaluate()
-            mlog.write(iteration, "eval", ev)
-            log(f"eval @ iteration {iteration}: {_fmt(ev)}")
+            evaluate_and_log(iteration, evaluate, mlog, log, _fmt, unit="iteration")
         if (cfg.save_every and iteration % cfg.save_every == 0) or engine.stop_requested:
             engine.save_checkpoint(save_trainable, {"iteration": iteration, "samples": samples,
                                                     "kl": kl_ctl.state_dict(), "estimator_state": est_state})
@@ -270,10 +266,7 @@ def train_rl(method: RLMethod, cfg: TrainConfig, mcfg, model_path: str, data, ou
                 "rerun with --resume to continue")
             return {"interrupted": True, "iteration": iteration, "checkpoint": str(engine.last_checkpoint)}
 
-    eval_end = evaluate() if eval_prompts else {}
-    if eval_end:
-        mlog.write(iteration, "eval", eval_end)
-        log(f"eval @ iteration {iteration}: {_fmt(eval_end)}")
+    eval_end = evaluate_and_log(iteration, evaluate, mlog, log, _fmt, unit="iteration") if eval_prompts else {}
     summary = {"method": method.name, "iterations": iteration, "steps": engine.step, "samples": samples,
                "skipped_nonfinite": engine.nonfinite_total, "eval_start": eval_start, "eval_end": eval_end,
                "train_last": last}

@@ -44,7 +44,7 @@ def load_demonstrations(path: str, encoder, log=print) -> list:
 def ptx_micro_batches(demos: list, step_index: int, per_step: int, micro_size: int, seed: int) -> list:
     """The step's demonstrations (a seeded pass over the data, a pure function of step_index) in
     micro-batches of micro_size."""
-    from ..train.offline import micro_batch_indices
+    from ..train.loop import micro_batch_indices
     idx = micro_batch_indices(step_index, len(demos), per_step, 1, 0, seed)
     seqs = [demos[i] for i in idx]
     tokens = sum(len(c) for _, c in seqs)

@@ -100,6 +100,16 @@ def fmt_metrics(metrics: dict, keys=("loss", "rewards/accuracy", "rewards/margin
     return " ".join(f"{k.split('/')[-1]}={metrics[k]:.4f}" for k in keys if k in metrics)
 
 
+def evaluate_and_log(step: int, evaluate: Callable, mlog, log=print, fmt: Callable = None, unit: str = "step") -> dict:
+    """evaluate() -> metrics, written as the eval row of `step` in metrics.jsonl and logged; {} when
+    nothing is held out (then nothing is written)."""
+    ev = evaluate()
+    if ev:
+        mlog.write(step, "eval", ev)
+        log(f"eval @ {unit} {step}: {(fmt or fmt_metrics)(ev)}")
+    return ev
+
+
 def run_steps(engine, examples: list, cfg, total: int, compute: Callable, evaluate: Callable,
               save_checkpoint: Callable, mlog, log=print, desc: str = "train", fmt: Callable = None) -> tuple:
     """Optimizer steps from `engine.step` to `total` -> (last step's metrics, interrupted).
@@ -126,10 +136,7 @@ def run_steps(engine, examples: list, cfg, total: int, compute: Callable, evalua
             bar.update(engine.step - bar.n)
             bar.set_postfix_str(fmt(last))
             if cfg.eval_every and engine.step % cfg.eval_every == 0 and engine.step < total:
-                ev = evaluate()
-                if ev:
-                    mlog.write(engine.step, "eval", ev)
-                    log(f"eval @ step {engine.step}: {fmt(ev)}")
+                evaluate_and_log(engine.step, evaluate, mlog, log, fmt)
             if (cfg.save_every and engine.step % cfg.save_every == 0) or engine.stop_requested:
                 save_checkpoint()
             if engine.stop_requested:

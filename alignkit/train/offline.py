@@ -20,7 +20,7 @@ from . import refcache
 from .config import TrainConfig
 from .engine import Engine, MetricLog
 from .forward import collate, sequence_logps
-from .loop import fmt_metrics as _fmt, micro_batch_indices, resume_or_start, run_steps, start_run, total_steps  # noqa: F401 (re-exported)
+from .loop import evaluate_and_log, resume_or_start, run_steps, start_run, total_steps
 from .shapes import shape_for
 from .sharding import is_fsdp
 from .zero import whole_model_loading
@@ -205,20 +205,14 @@ def train_offline(spec: LossSpec, loss_cfg, cfg: TrainConfig, model_path: str, t
 
     first_eval = resume_or_start(out, cfg, acc, mlog, resume_ckpt, restore, {
         "method": spec.name, "model": model_path, "train": to_dict(cfg), "loss": dataclasses.asdict(loss_cfg)}, log)
-    if engine.step == 0 and eval_ex:
-        first_eval = evaluate(objective, eval_ex, cfg.batch_size)
-        mlog.write(0, "eval", first_eval)
-        log(f"eval @ step 0: {_fmt(first_eval)}")
-    last, interrupted = run_steps(engine, train_ex, cfg, total, objective.compute,
-                                  lambda: evaluate(objective, eval_ex, cfg.batch_size), save_checkpoint, mlog,
+    held_out = lambda: evaluate(objective, eval_ex, cfg.batch_size)  # noqa: E731 ({} when nothing is held out)
+    if engine.step == 0:
+        first_eval = evaluate_and_log(0, held_out, mlog, log)
+    last, interrupted = run_steps(engine, train_ex, cfg, total, objective.compute, held_out, save_checkpoint, mlog,
                                   log, desc=f"train {spec.name}")
     if interrupted:
         return {"interrupted": True, "step": engine.step, "checkpoint": str(engine.last_checkpoint)}
-
-    final_eval = evaluate(objective, eval_ex, cfg.batch_size) if eval_ex else {}
-    if final_eval:
-        mlog.write(engine.step, "eval", final_eval)
-        log(f"eval @ step {engine.step}: {_fmt(final_eval)}")
+    final_eval = evaluate_and_log(engine.step, held_out, mlog, log)
     full = engine.full_model_state()  # under FSDP: gathered whole (every process takes part)
     if acc.is_main_process:
         save_model(model, tok, out, adapter_only=cfg.save_adapter_only, state_dict=full)
