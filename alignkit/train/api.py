@@ -42,7 +42,7 @@ def register_recipe(recipe: Recipe) -> Recipe:
 def _load_recipes():
     # Import the subsystems that register recipes (reward models, RL, online recipes).
     import importlib
-    for mod in ("alignkit.rewards.recipes", "alignkit.rl.recipes", "alignkit.online.recipes"):
+    for mod in ("alignkit.rewards.recipes", "alignkit.rl.recipes", "alignkit.online.recipes", "alignkit.online.iterative"):
         importlib.import_module(mod)
 
 

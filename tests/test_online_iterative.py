@@ -1,0 +1,78 @@
+"""iterative-dpo: rounds of sampling the current policy, judging, best-vs-worst pairs and a pairwise loss."""
+import json
+
+import pytest
+import yaml
+
+from alignkit.cli import main
+from alignkit.online.iterative import best_vs_worst, round_prompts
+
+
+def test_best_vs_worst_by_hand():
+    p = best_vs_worst("q", ["a", "bbb", "cc"], [1.0, 3.0, 2.0], "s")
+    assert (p.chosen, p.rejected, p.prompt) == ("bbb", "a", "q")
+    assert best_vs_worst("q", ["a", "b"], [2.0, 2.0], "s") is None  # a tie says nothing
+    assert best_vs_worst("q", ["a", "a"], [1.0, 2.0], "s") is None  # the same text twice
+
+
+def test_round_prompts_take_fresh_prompts_and_wrap():
+    ps = list("abcde")
+    assert round_prompts(ps, 2, 0) == ["a", "b"] and round_prompts(ps, 2, 1) == ["c", "d"]
+    assert round_prompts(ps, 2, 2) == ["e", "a"]
+    assert round_prompts(ps, 0, 3) == ps and round_prompts(ps, 9, 1) == ps
+
+
+def _prompts(tmp_path, n=8):
+    f = tmp_path / "prompts.jsonl"
+    f.write_text("".join(json.dumps({"prompt": f"question {i} :"}) + "\n" for i in range(n)))
+    return f
+
+
+ARGS = ["--reward", "rule:chars", "--samples-per-prompt", "4", "--max-new-tokens", "10", "--max-steps", "2",
+        "--batch-size", "2", "--progress", "false", "--eval-fraction", "0", "--learning-rate", "1e-3"]
+
+
+def test_two_rounds_end_to_end_and_resume(tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "it"
+    argv = ["train", "iterative-dpo", "--model", str(tiny_model_dir), "--data", str(_prompts(tmp_path)), "--output",
+            str(out), "--iterations", "2", "--prompts-per-iteration", "4", "--reference", "previous", *ARGS]
+    assert main(argv) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert [r["round"] for r in summary["rounds"]] == [1, 2]
+    assert summary["rounds"][1]["policy"] == str(out / "round-1")  # round 2 samples round 1's model
+    for r in (1, 2):
+        pairs = [json.loads(line) for line in open(out / f"round-{r}" / "pairs.jsonl")]
+        assert pairs and all(len(p["chosen"]) > len(p["rejected"]) for p in pairs)  # rule:chars prefers longer
+    assert [r["reference"] for r in summary["rounds"]] == [str(tiny_model_dir), str(out / "round-1")]
+    # reference = the round's starting model, so it is taken from the policy before its first step ("")
+    assert yaml.safe_load((out / "round-2" / "config.yaml").read_text())["train"]["ref"] == ""
+    assert (out / "model.safetensors").read_bytes() == (out / "round-2" / "model.safetensors").read_bytes()
+    # the rounds' prompts are disjoint (fresh prompts each round)
+    seen = [{json.loads(line)["prompt"] for line in open(out / f"round-{r}" / "pairs.jsonl")} for r in (1, 2)]
+    assert not (seen[0] & seen[1])
+
+    stamp = (out / "round-1" / "model.safetensors").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(argv + ["--resume"]) == 0
+    assert capsys.readouterr().out.count("done before, reusing") == 2
+    assert (out / "round-1" / "model.safetensors").stat().st_mtime_ns == stamp
+
+
+def test_reference_initial_is_the_starting_model_in_every_round(tiny_model_dir, tmp_path):
+    out = tmp_path / "it"
+    assert main(["train", "iterative-dpo", "--model", str(tiny_model_dir), "--data", str(_prompts(tmp_path)),
+                 "--output", str(out), "--iterations", "2", *ARGS]) == 0
+    assert yaml.safe_load((out / "round-2" / "config.yaml").read_text())["train"]["ref"] == str(tiny_model_dir)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["rounds"][0]["prompts"] == 8  # prompts_per_iteration 0: every prompt every round
+
+
+def test_bad_settings_are_clear_errors(tiny_model_dir, tmp_path, capsys):
+    base = ["train", "iterative-dpo", "--model", str(tiny_model_dir), "--data", str(_prompts(tmp_path)),
+            "--output", str(tmp_path / "x")]
+    assert main(base + ["--loss", "kto", "--reward", "rule:chars"]) == 2
+    assert "not a pairwise loss" in capsys.readouterr().err
+    assert main(base) == 2
+    assert "needs --reward" in capsys.readouterr().err
+    assert main(base + ["--reward", "rule:chars", "--reference", "sft"]) == 2
+    assert "initial or previous" in capsys.readouterr().err
