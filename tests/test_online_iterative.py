@@ -1,7 +1,6 @@
 """iterative-dpo: rounds of sampling the current policy, judging, best-vs-worst pairs and a pairwise loss."""
 import json
 
-import pytest
 import yaml
 
 from alignkit.cli import main
