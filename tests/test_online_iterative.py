@@ -1,6 +1,7 @@
 """iterative-dpo: rounds of sampling the current policy, judging, best-vs-worst pairs and a pairwise loss."""
 import json
 
+import pytest
 import yaml
 
 from alignkit.cli import main
@@ -70,8 +71,35 @@ def test_bad_settings_are_clear_errors(tiny_model_dir, tmp_path, capsys):
     base = ["train", "iterative-dpo", "--model", str(tiny_model_dir), "--data", str(_prompts(tmp_path)),
             "--output", str(tmp_path / "x")]
     assert main(base + ["--loss", "kto", "--reward", "rule:chars"]) == 2
-    assert "not a pairwise loss" in capsys.readouterr().err
+    assert "not a pairwise or listwise loss" in capsys.readouterr().err
+    assert main(base + ["--reward", "rule:chars", "--loss-args", "gamma=1"]) == 2  # dpo has no gamma
+    assert "--loss-args (dpo): unknown key 'gamma'" in capsys.readouterr().err
+    assert main(base + ["--reward", "rule:chars", "--loss-args", "beta"]) == 2
+    assert "expected KEY=VALUE" in capsys.readouterr().err
     assert main(base) == 2
     assert "needs --reward" in capsys.readouterr().err
     assert main(base + ["--reward", "rule:chars", "--reference", "sft"]) == 2
     assert "initial or previous" in capsys.readouterr().err
+
+
+def test_win_rates_by_hand():
+    from alignkit.online.iterative import best_vs_worst_win_rates, win_rates
+    import math
+    s = [1.0, 0.0, -1.0]
+    sig = lambda z: 1 / (1 + math.exp(-z))  # noqa: E731
+    want = [(0.5 + sig(1) + sig(2)) / 3, (sig(-1) + 0.5 + sig(1)) / 3, (sig(-2) + sig(-1) + 0.5) / 3]
+    assert win_rates(s) == [pytest.approx(w) for w in want]
+    assert sum(win_rates(s)) == pytest.approx(1.5)  # the K win rates of a list always sum to K/2
+    rec = best_vs_worst_win_rates("q", ["a", "b", "c"], s, "x")
+    assert rec.completions == ("a", "c") and rec.scores == (pytest.approx(want[0]), pytest.approx(want[2]))
+
+
+def test_sppo_rounds_end_to_end(tiny_model_dir, tmp_path):
+    out = tmp_path / "sppo"
+    assert main(["train", "iterative-dpo", "--model", str(tiny_model_dir), "--data", str(_prompts(tmp_path)),
+                 "--output", str(out), "--loss", "sppo", "--loss-args", "eta=10", "--iterations", "2", "--reference",
+                 "previous", *ARGS]) == 0
+    rows = [json.loads(line) for line in open(out / "round-2" / "pairs.jsonl")]
+    assert rows and all(len(r["completions"][0]) > len(r["completions"][1]) for r in rows)  # rule:chars: longer wins
+    assert all(r["scores"][0] > 0.5 > r["scores"][1] for r in rows)  # the best beats the policy, the worst loses
+    assert yaml.safe_load((out / "round-2" / "config.yaml").read_text())["method"] == "sppo"

@@ -4,6 +4,7 @@ from __future__ import annotations
 from .base import LossSpec
 from . import pairwise, sft
 from . import binary, listwise, negative, token  # issue 7
+from . import nash
 
 LOSSES: dict = {
     spec.name: spec
@@ -62,6 +63,9 @@ LOSSES: dict = {
                  reference=False, needs_logits=True, description="CE on positives, token contrastive loss on negatives"),
         LossSpec("tdpo", token.tdpo, token.TDPOConfig, "pairwise", "Zeng et al. 2024, arXiv 2404.11999",
                  needs_logits=True, description="token-level DPO with sequential KL (TDPO1/TDPO2)"),
+        # --- Nash learning ---
+        LossSpec("sppo", nash.sppo, nash.SPPOConfig, "listwise", "Wu et al. 2024, arXiv 2405.00675",
+                 description="self-play preference optimisation: log-ratio to pi_t regressed on the win rate"),
     ]
 }
 

@@ -9,17 +9,23 @@ covering what the policy now writes (Xiong et al. 2024, "Iterative Preference Le
 Feedback", arXiv 2312.11456: best-vs-worst of the current policy's samples under a reward model,
 reference = the initial model; Xu et al. 2023, arXiv 2312.16682; Yuan et al. 2024's self-rewarding
 loop is the same flow with the policy as its own judge and reference = the previous round).
+
+With a listwise loss (SPPO, Wu et al. 2024, arXiv 2405.00675) the round keeps the best and the worst
+sample with their win rates against the policy, estimated from the judge's scores of the K samples;
+SPPO's reference is the round's policy pi_t (--reference previous).
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import random
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..data.records import Pairwise
+from ..data.records import Listwise, Pairwise
+from ..config import build_config
 from ..errors import ConfigError
 from ..losses.registry import LOSSES
 from ..train.api import Recipe, load_split, register_recipe
@@ -28,8 +34,8 @@ from ..train.api import Recipe, load_split, register_recipe
 @dataclass(frozen=True)
 class IterativeConfig:
     reward: str = ""  # judge spec that scores each prompt's samples (rm:DIR, truth, rule:NAME, implicit:...); required
-    loss: str = "dpo"  # the registered pairwise loss each round trains (dpo, ipo, simpo, ...)
-    beta: float = 0.0  # that loss's beta when it has one; 0 = the loss's default
+    loss: str = "dpo"  # the loss each round trains: any pairwise one (dpo, ipo, simpo, ...) or sppo (win rates)
+    loss_args: str = ""  # that loss's settings as KEY=VALUE,KEY=VALUE (e.g. beta=0.1 for dpo, eta=1000 for sppo)
     iterations: int = 3  # rounds of sample -> judge -> train
     prompts_per_iteration: int = 0  # fresh prompts each round (a seeded shuffle of the data); 0 = every prompt every round
     samples_per_prompt: int = 4  # K responses per prompt from the current policy (best vs worst make the pair)
@@ -46,6 +52,39 @@ def best_vs_worst(prompt, responses: list, scores: list, source: str) -> Pairwis
     if scores[hi] == scores[lo] or responses[hi] == responses[lo]:
         return None
     return Pairwise(prompt, responses[hi], responses[lo], source=source)
+
+
+def win_rates(scores: list) -> list:
+    """Each response's win rate against the policy, estimated from its K samples (SPPO, Wu et al. 2024):
+    P(y_i > pi) = (1/K) sum_j sigma(s_i - s_j), j = i included (it adds 1/2), under a Bradley-Terry
+    reading of the judge's scores."""
+    k = len(scores)
+    return [sum(1.0 / (1.0 + math.exp(-(si - sj))) for sj in scores) / k for si in scores]
+
+
+def best_vs_worst_win_rates(prompt, responses: list, scores: list, source: str) -> Listwise | None:
+    """The best and the worst response with their win rates (SPPO's pair), as a two-response list."""
+    hi = max(range(len(scores)), key=lambda i: scores[i])
+    lo = min(range(len(scores)), key=lambda i: scores[i])
+    if scores[hi] == scores[lo] or responses[hi] == responses[lo]:
+        return None
+    p = win_rates(scores)
+    return Listwise(prompt, (responses[hi], responses[lo]), (p[hi], p[lo]), source=source)
+
+
+# what one prompt's judged samples become, for each feedback shape a round can train
+RECORDS = {"pairwise": best_vs_worst, "listwise": best_vs_worst_win_rates}
+
+
+def parse_loss_args(text: str) -> dict:
+    """'beta=0.1,gamma=0.5' -> {'beta': '0.1', 'gamma': '0.5'} (values are typed by the loss's config)."""
+    out = {}
+    for part in filter(None, (s.strip() for s in text.split(","))):
+        key, eq, value = part.partition("=")
+        if not eq or not key.strip():
+            raise ConfigError(f"--loss-args: expected KEY=VALUE, got {part!r}")
+        out[key.strip()] = value.strip()
+    return out
 
 
 def round_prompts(prompts: list, n: int, t: int) -> list:
@@ -65,15 +104,17 @@ def run_iterative(cfg, icfg: IterativeConfig, model_path: str, data, output: str
     if not icfg.reward:
         raise ConfigError("iterative-dpo needs --reward SPEC (the judge that scores the samples), e.g. rm:DIR or truth")
     spec = LOSSES.get(icfg.loss)
-    if spec is None or spec.feedback != "pairwise":
-        pairwise = sorted(k for k, v in LOSSES.items() if v.feedback == "pairwise")
-        raise ConfigError(f"--loss {icfg.loss!r} is not a pairwise loss; one of: {', '.join(pairwise)}")
+    if spec is None or spec.feedback not in RECORDS:
+        usable = sorted(k for k, v in LOSSES.items() if v.feedback in RECORDS)
+        raise ConfigError(f"--loss {icfg.loss!r} is not a pairwise or listwise loss; one of: {', '.join(usable)}")
+    if spec.feedback == "listwise" and icfg.reference != "previous":
+        log("note: the win rates are against the round's own policy pi_t; SPPO's reference is that policy "
+            "(--reference previous)")
     if icfg.reference not in ("initial", "previous"):
         raise ConfigError(f"--reference must be initial or previous, got {icfg.reference!r}")
     if icfg.iterations < 1 or icfg.samples_per_prompt < 2:
         raise ConfigError("iterations must be >= 1 and samples_per_prompt >= 2")
-    fields = {f.name for f in dataclasses.fields(spec.config)}
-    loss_cfg = spec.config(**({"beta": icfg.beta} if icfg.beta and "beta" in fields else {}))
+    loss_cfg = build_config(spec.config, parse_loss_args(icfg.loss_args), where=f"--loss-args ({icfg.loss})")
     judge = judge_from_spec(icfg.reward)
     prompts = data if isinstance(data, list) else read_prompts(str(data))
     prompts = [getattr(p, "prompt", p) for p in prompts]
@@ -98,8 +139,9 @@ def run_iterative(cfg, icfg: IterativeConfig, model_path: str, data, output: str
         del model
         scores = judge.score(flat, texts)
         k = icfg.samples_per_prompt
+        make = RECORDS[spec.feedback]
         pairs = [pr for i, p in enumerate(batch)
-                 if (pr := best_vs_worst(p, texts[i * k:(i + 1) * k], scores[i * k:(i + 1) * k], f"round{t + 1}:{i}"))]
+                 if (pr := make(p, texts[i * k:(i + 1) * k], scores[i * k:(i + 1) * k], f"round{t + 1}:{i}"))]
         ref = model_path if icfg.reference == "initial" else current
         stat = {"round": t + 1, "prompts": len(batch), "pairs": len(pairs),
                 "mean_reward_samples": sum(scores) / len(scores), "policy": current, "reference": ref}
@@ -111,10 +153,12 @@ def run_iterative(cfg, icfg: IterativeConfig, model_path: str, data, output: str
         rdir.mkdir(parents=True, exist_ok=True)
         with open(rdir / "pairs.jsonl", "w") as f:
             for p in pairs:
-                f.write(json.dumps({"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected}) + "\n")
+                row = ({"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} if isinstance(p, Pairwise)
+                       else {"prompt": p.prompt, "completions": list(p.completions), "scores": list(p.scores)})
+                f.write(json.dumps(row) + "\n")
         # round 1 (and "previous"): the policy before its first step is the reference, no second copy
         round_cfg = dataclasses.replace(cfg, ref="" if ref == current else ref, ref_cache="memory", resume=False)
-        train, ev = load_split(pairs, round_cfg, "pairwise", log)
+        train, ev = load_split(pairs, round_cfg, spec.feedback, log)
         s = train_offline(spec, loss_cfg, round_cfg, current, train, ev, str(rdir), log)
         if s.get("interrupted"):
             return s
