@@ -169,7 +169,8 @@ def run_iterative(cfg, icfg: IterativeConfig, model_path: str, data, output: str
     for f in Path(current).iterdir():  # the last round's model is the result
         if f.is_file() and f.name not in ("pairs.jsonl", "round.json"):
             shutil.copy2(f, out / f.name)
-    summary = {"method": "iterative-dpo", "loss": icfg.loss, "reference": icfg.reference, "rounds": rounds}
+    summary = {"method": "iterative-dpo", "loss": icfg.loss, "reward": icfg.reward, "reference": icfg.reference,
+               "rounds": rounds}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
 

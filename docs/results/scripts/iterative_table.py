@@ -9,7 +9,8 @@ for f in sorted(root.glob("*.eval.json")):
     s = json.loads((root / name / "summary.json").read_text())
     p = e["policy"]
     rounds = s["rounds"]
-    judge = "truth" if "truth" in name else "rm"
+    judge = s.get("reward", "truth" if "truth" in name else "rm").split(":")[0]
+    judge += "" if s.get("loss", "dpo") == "dpo" else f", {s['loss']}"
     rr = " -> ".join(f"{r['mean_reward_samples']:.3f}" for r in rounds)
     print(f"| {name} | {judge} | {len(rounds)} x {rounds[0]['prompts']} | {p['mean_reward']:.3f} | {e['win_rate']['win_rate']:.3f} | "
           f"{p['harmlessness']:.2f} | {p['accuracy']:.2f} | {p['kl_to_ref']:.2f} | {p['length_tokens']:.1f} | {rr} |")
