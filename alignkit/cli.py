@@ -141,6 +141,20 @@ def main(argv: list | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        _close_process_group()
+
+
+def _close_process_group():
+    """Under a multi-process launch, tear the process group down before the interpreter exits: left to
+    exit, its communication threads can be destroyed mid-flight ("terminate called without an active
+    exception", SIGABRT after a run that finished). Every trainer ends with a barrier, so no rank is in
+    a collective here."""
+    if "torch" not in sys.modules:
+        return
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
