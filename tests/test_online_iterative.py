@@ -13,6 +13,8 @@ def test_best_vs_worst_by_hand():
     assert (p.chosen, p.rejected, p.prompt) == ("bbb", "a", "q")
     assert best_vs_worst("q", ["a", "b"], [2.0, 2.0], "s") is None  # a tie says nothing
     assert best_vs_worst("q", ["a", "a"], [1.0, 2.0], "s") is None  # the same text twice
+    assert best_vs_worst("q", ["a", "b"], [1.0, 2.5], "s", min_gap=2.0) is None  # DNO keeps large margins only
+    assert best_vs_worst("q", ["a", "b"], [1.0, 3.0], "s", min_gap=2.0).chosen == "b"
 
 
 def test_round_prompts_take_fresh_prompts_and_wrap():
@@ -80,6 +82,8 @@ def test_bad_settings_are_clear_errors(tiny_model_dir, tmp_path, capsys):
     assert "needs --reward" in capsys.readouterr().err
     assert main(base + ["--reward", "rule:chars", "--reference", "sft"]) == 2
     assert "initial or previous" in capsys.readouterr().err
+    assert main(base + ["--reward", "rule:chars", "--min-gap", "1000", "--max-new-tokens", "4"]) == 2
+    assert "differ enough under the judge" in capsys.readouterr().err
 
 
 def test_win_rates_by_hand():

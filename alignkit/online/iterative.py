@@ -7,8 +7,10 @@ pairwise loss on those pairs from the current model. Offline DPO learns from one
 pairs sampled from the SFT model; here the pairs follow the policy as it moves, so they keep
 covering what the policy now writes (Xiong et al. 2024, "Iterative Preference Learning from Human
 Feedback", arXiv 2312.11456: best-vs-worst of the current policy's samples under a reward model,
-reference = the initial model; Xu et al. 2023, arXiv 2312.16682; Yuan et al. 2024's self-rewarding
-loop is the same flow with the policy as its own judge and reference = the previous round).
+reference = the initial model; Xu et al. 2023, arXiv 2312.16682). Rosset et al. 2024's DNO in
+practice (arXiv 2404.03715) is this flow with reference = the previous round and large-margin pairs
+only (--min-gap); Yuan et al. 2024's self-rewarding loop is it with the policy as its own judge and
+reference = the previous round.
 
 With a listwise loss (SPPO, Wu et al. 2024, arXiv 2405.00675) the round keeps the best and the worst
 sample with their win rates against the policy, estimated from the judge's scores of the K samples;
@@ -42,16 +44,23 @@ class IterativeConfig:
     sample_temperature: float = 1.0  # sampling temperature of the responses
     max_new_tokens: int = 64  # longest response in tokens
     reference: str = "initial"  # initial | previous: round t's reference (initial: Xiong et al.; previous: Yuan et al.)
+    min_gap: float = 0.0  # keep a prompt only if its best and worst scores differ by at least this (DNO's large-margin pairs)
     # --resume reuses the rounds an interrupted run finished (their round.json) and restarts the one it was in
 
 
-def best_vs_worst(prompt, responses: list, scores: list, source: str) -> Pairwise | None:
-    """The highest- against the lowest-scored response (None when they tie or are the same text)."""
+def _extremes(responses: list, scores: list, min_gap: float) -> tuple | None:
+    """(best index, worst index), or None when they tie, are the same text, or differ by less than min_gap."""
     hi = max(range(len(scores)), key=lambda i: scores[i])
     lo = min(range(len(scores)), key=lambda i: scores[i])
-    if scores[hi] == scores[lo] or responses[hi] == responses[lo]:
+    if scores[hi] == scores[lo] or responses[hi] == responses[lo] or scores[hi] - scores[lo] < min_gap:
         return None
-    return Pairwise(prompt, responses[hi], responses[lo], source=source)
+    return hi, lo
+
+
+def best_vs_worst(prompt, responses: list, scores: list, source: str, min_gap: float = 0.0) -> Pairwise | None:
+    """The highest- against the lowest-scored response."""
+    ends = _extremes(responses, scores, min_gap)
+    return None if ends is None else Pairwise(prompt, responses[ends[0]], responses[ends[1]], source=source)
 
 
 def win_rates(scores: list) -> list:
@@ -62,13 +71,13 @@ def win_rates(scores: list) -> list:
     return [sum(1.0 / (1.0 + math.exp(-(si - sj))) for sj in scores) / k for si in scores]
 
 
-def best_vs_worst_win_rates(prompt, responses: list, scores: list, source: str) -> Listwise | None:
+def best_vs_worst_win_rates(prompt, responses: list, scores: list, source: str,
+                            min_gap: float = 0.0) -> Listwise | None:
     """The best and the worst response with their win rates (SPPO's pair), as a two-response list."""
-    hi = max(range(len(scores)), key=lambda i: scores[i])
-    lo = min(range(len(scores)), key=lambda i: scores[i])
-    if scores[hi] == scores[lo] or responses[hi] == responses[lo]:
+    ends = _extremes(responses, scores, min_gap)
+    if ends is None:
         return None
-    p = win_rates(scores)
+    (hi, lo), p = ends, win_rates(scores)
     return Listwise(prompt, (responses[hi], responses[lo]), (p[hi], p[lo]), source=source)
 
 
@@ -141,15 +150,16 @@ def run_iterative(cfg, icfg: IterativeConfig, model_path: str, data, output: str
         k = icfg.samples_per_prompt
         make = RECORDS[spec.feedback]
         pairs = [pr for i, p in enumerate(batch)
-                 if (pr := make(p, texts[i * k:(i + 1) * k], scores[i * k:(i + 1) * k], f"round{t + 1}:{i}"))]
+                 if (pr := make(p, texts[i * k:(i + 1) * k], scores[i * k:(i + 1) * k], f"round{t + 1}:{i}",
+                                icfg.min_gap))]
         ref = model_path if icfg.reference == "initial" else current
         stat = {"round": t + 1, "prompts": len(batch), "pairs": len(pairs),
                 "mean_reward_samples": sum(scores) / len(scores), "policy": current, "reference": ref}
         log(f"iterative round {t + 1}/{icfg.iterations}: {len(flat)} samples of {current}, mean judge reward "
             f"{stat['mean_reward_samples']:.4f}, {len(pairs)} pairs")
         if not pairs:
-            raise ConfigError(f"round {t + 1}: the judge tied every prompt's samples; raise samples_per_prompt or "
-                              "sample_temperature")
+            raise ConfigError(f"round {t + 1}: no prompt's samples differ enough under the judge (ties, or "
+                              "gaps below min_gap); raise samples_per_prompt or sample_temperature, or lower min_gap")
         rdir.mkdir(parents=True, exist_ok=True)
         with open(rdir / "pairs.jsonl", "w") as f:
             for p in pairs:
