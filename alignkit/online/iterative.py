@@ -142,7 +142,8 @@ def run_iterative(cfg, icfg: IterativeConfig, model_path: str, data, output: str
             continue
         batch = round_prompts(prompts, icfg.prompts_per_iteration, t)
         flat = [p for p in batch for _ in range(icfg.samples_per_prompt)]
-        model, tok = load_causal_lm(current), load_tokenizer(current)
+        model = load_causal_lm(current, "fp32", cfg.trust_remote_code)
+        tok = load_tokenizer(current, cfg.trust_remote_code)
         texts = generate_texts(model, tok, flat, SamplingConfig(max_new_tokens=icfg.max_new_tokens,
                                                                 temperature=icfg.sample_temperature), seed=cfg.seed + t)
         del model
