@@ -28,6 +28,7 @@ from pathlib import Path
 
 from ..data.records import Listwise, Pairwise
 from ..config import build_config
+from ..data.convert import write_jsonl
 from ..errors import ConfigError
 from ..losses.registry import LOSSES
 from ..train.api import Recipe, load_split, register_recipe
@@ -161,12 +162,7 @@ def run_iterative(cfg, icfg: IterativeConfig, model_path: str, data, output: str
         if not pairs:
             raise ConfigError(f"round {t + 1}: no prompt's samples differ enough under the judge (ties, or "
                               "gaps below min_gap); raise samples_per_prompt or sample_temperature, or lower min_gap")
-        rdir.mkdir(parents=True, exist_ok=True)
-        with open(rdir / "pairs.jsonl", "w") as f:
-            for p in pairs:
-                row = ({"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} if isinstance(p, Pairwise)
-                       else {"prompt": p.prompt, "completions": list(p.completions), "scores": list(p.scores)})
-                f.write(json.dumps(row) + "\n")
+        write_jsonl(pairs, rdir / "pairs.jsonl")  # TRL format, as `world export` writes
         # round 1 (and "previous"): the policy before its first step is the reference, no second copy
         round_cfg = dataclasses.replace(cfg, ref="" if ref == current else ref, ref_cache="memory", resume=False)
         train, ev = load_split(pairs, round_cfg, spec.feedback, log)

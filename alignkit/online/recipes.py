@@ -12,6 +12,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..data.convert import write_jsonl
 from ..data.records import Pairwise
 from ..errors import ConfigError
 from ..losses.registry import get_loss
@@ -67,10 +68,7 @@ def run_rso(cfg, rcfg: RSORecipeConfig, model_path: str, data, output: str, log=
     log(f"rso: {stats}")
     if not pairs:
         raise ConfigError("rso: the judge ranked no pair (all candidates tied); raise num_candidates or temperature")
-    Path(output).mkdir(parents=True, exist_ok=True)
-    with open(Path(output) / "rso_pairs.jsonl", "w") as f:
-        for p in pairs:
-            f.write(json.dumps({"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected}) + "\n")
+    write_jsonl(pairs, Path(output) / "rso_pairs.jsonl")
     from ..train.offline import train_offline
     spec = get_loss("rso")
     loss_cfg = spec.config(**{k: getattr(rcfg, k) for k in ("loss", "gamma")
