@@ -1,7 +1,8 @@
 """Unpaired binary (thumbs up / thumbs down) and single-trajectory rated losses: KTO, BCO, DRO.
 
 Each takes a BinaryInput of per-token log-probs for B single responses and reduces them itself
-(summed log-probs, like DPO). Formulas: ../shared/methods.md section 4.1, 4.2 and 4.6.
+(summed log-probs, like DPO). Papers: KTO (Ethayarajh et al. 2024, arXiv 2402.01306), BCO (Jung et al.
+2024, arXiv 2404.04656), DRO (Richemond et al. 2024, arXiv 2405.19107); each docstring gives its loss.
 """
 from __future__ import annotations
 
@@ -143,7 +144,7 @@ def dro(inp: BinaryInput, cfg: DROConfig) -> LossOutput:
     policy step. `rescale_policy=False` gives the exact autograd of the square instead.
     The returned value is always 1/2 res^2; the policy part is a zero-valued surrogate
     -sg(res) * (Delta - sg(Delta)) that carries the gradient.
-    UNCERTAIN (methods.md 4.6 / 12): the paper's default tau and whether it length-normalises;
+    UNCERTAIN (not checked in the paper's text): its default tau and whether it length-normalises;
     we use summed log-probs (the paper writes log pi(y|x)) and tau = 1.
     """
     ref = _require(inp.ref, "ref", "dro")

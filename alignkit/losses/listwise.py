@@ -1,7 +1,8 @@
 """Listwise and ranking losses: LiPO-lambda, RRHF, PRO.
 
 Each takes a ListwiseInput: B prompts x K responses flattened prompt-major (row b*K + k), with
-scores (B, K) where higher is better. Formulas: ../shared/methods.md section 5.
+scores (B, K) where higher is better. Papers: LiPO (Liu et al. 2024, arXiv 2402.01878), RRHF (Yuan et al.
+2023, arXiv 2304.05302), PRO (Song et al. 2023, arXiv 2306.17492); each docstring gives its loss.
 """
 from __future__ import annotations
 
@@ -36,8 +37,8 @@ def lipo(inp: ListwiseInput, cfg: LiPOConfig) -> LossOutput:
 
     psi are the list's scores (the paper's labels live in [0, 1]); tau_i is the 1-based rank of y_i
     when the list is sorted by the *model* scores s (dynamic, detached). Delta uses summed log-probs.
-    The stored paper text drops the "1/" in front of D; we follow the DCG/LambdaLoss definition it
-    cites (methods.md 5.3).
+    A text copy of the paper drops the "1/" in front of D; we follow the DCG/LambdaLoss definition
+    that the paper cites.
     """
     delta = inp.policy.sum() - inp.ref.sum()  # (B*K,)
     s = inp.grouped(cfg.beta * delta)  # (B, K)
@@ -73,8 +74,8 @@ def rrhf(inp: ListwiseInput, cfg: RRHFConfig) -> LossOutput:
       p_i = log pi(y_i|x) / |y_i|^lp
       L = w * sum_{r_i < r_j} max(0, p_i - p_j)  +  L_ft,   L_ft = token-mean NLL of argmax_i r_i
 
-    L_ft is the best response's mean NLL over its own completion tokens (the official code averages
-    over padded positions too, which is not a token mean; methods.md 5.1 pitfall).
+    L_ft is the best response's mean NLL over its own completion tokens (the official code,
+    GanjinZero/RRHF, averages over padded positions too, which is not a token mean).
     """
     lengths = inp.policy.lengths().clamp(min=1)  # (B*K,)
     p = inp.grouped(inp.policy.sum() / lengths ** cfg.length_penalty)  # (B, K)
@@ -105,7 +106,7 @@ def pro(inp: ListwiseInput, cfg: PROConfig) -> LossOutput:
       m_k = max_{i>k} (r^k - r^i)        (paper: T_i^k = 1/(r^k - r^i), T_k^k = min_{i>k} T_i^k)
       L = sum_{k=1}^{n-1} L_k  +  w_sft * (n-1)^2 * (-log pi(y^1|x))     (summed log-prob)
 
-    Follows the official process_manager.py (methods.md 5.2). Ties (r^k = r^i) give the tied
+    Follows the official code (DAMO-ConvAI/PRO, process_manager.py). Ties (r^k = r^i) give the tied
     response a zero temperature; with all rewards equal every L_k is log(n - k + 1).
     """
     r = inp.scores.to(inp.policy.tokens.dtype)  # (B, K)

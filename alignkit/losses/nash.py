@@ -1,4 +1,4 @@
-"""Nash-learning losses: preferences as a game, not a reward (methods.md section 6).
+"""Nash-learning losses: preferences as a game, not a reward (Munos et al. 2023, arXiv 2312.00886).
 
 SPPO takes each response's *win rate* against the current policy, P(y > pi_t), as its score. The
 feedback is listwise: a prompt's responses with those win rates (the iterative recipe computes them

@@ -1,6 +1,7 @@
 """Losses that learn from negative examples: NPO (unlearning), D2O, CRINGE.
 
-Formulas: ../shared/methods.md section 4.3-4.5. Data layouts:
+Papers: NPO (Zhang et al. 2024, arXiv 2404.05868), D2O (Duan et al. 2024, arXiv 2403.03419), CRINGE
+(Adolphs et al. 2022, arXiv 2211.05826); each docstring gives its loss. Data layouts:
 - npo:    DemoInput, one row per forget-set completion, with the reference (pre-unlearning model).
 - d2o:    ListwiseInput with K+1 rows per prompt, prompt-major: row b*(K+1) + 0 is the negative y_l,
           rows b*(K+1) + 1..K are K self-samples y_i ~ pi_ref(.|x) drawn once from the initial model.

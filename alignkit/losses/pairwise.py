@@ -1,10 +1,10 @@
 """Offline pairwise preference losses (survey: direct human preference optimisation).
 
 Every function here takes a PairwiseInput of per-token log-probs and reduces them itself: the DPO
-family uses *summed* log-probs, SimPO and ORPO *mean* log-probs (methods.md section 0, pitfall 1).
+family uses *summed* log-probs, SimPO and ORPO *mean* log-probs, as each paper defines its loss.
 Reference-free losses (slic-hf, simpo, cpo, orpo) never read `inp.ref_chosen` / `inp.ref_rejected`.
 Notation: l(y) = log pi(y|x) summed over completion tokens, Delta(y) = l(y) - l_ref(y),
-h = Delta(y_w) - Delta(y_l). Formulas: ../shared/methods.md sections 3, 7, 8 (check values: 11).
+h = Delta(y_w) - Delta(y_l). Check values: tests/test_losses_pairwise.py.
 Docstrings give each paper's loss written out, with its equation number where it was checked.
 """
 from __future__ import annotations
@@ -109,8 +109,8 @@ def ipo(inp: PairwiseInput, cfg: IPOConfig) -> LossOutput:
     """IPO (Azar et al. 2024, "A General Theoretical Paradigm to Understand Learning from Human
     Preferences", arXiv 2310.12036, eq. 17): L = (h - 1/(2 tau))^2, with summed log-probs as in the
     paper's equation. Its minimiser is h = 1/(2 tau), so it stays finite on deterministic labels.
-    UNCERTAIN (methods.md 3.5): TRL length-normalises, h = Delta_w/|y_w| - Delta_l/|y_l| ("confirmed
-    with IPO authors"); that is `length_normalize=True`. We default to the paper's sum."""
+    UNCERTAIN: TRL's `ipo` length-normalises, h = Delta_w/|y_w| - Delta_l/|y_l| (its code comment:
+    "confirmed with IPO authors"); that is `length_normalize=True`. We default to the paper's sum."""
     d_w, d_l = pair_logratios(inp)  # (B,)
     if cfg.length_normalize:
         d_w = d_w / inp.chosen.lengths().clamp(min=1)
@@ -144,8 +144,8 @@ class GPOConfig:
 def gpo(inp: PairwiseInput, cfg: GPOConfig) -> LossOutput:
     """GPO (Tang et al. 2024, "Generalized Preference Optimization", arXiv 2402.05749, the GPO
     loss and its Table 1 of f): L = f(beta * h) for a (mostly convex) f; logistic recovers DPO, hinge SLiC, squared IPO.
-    UNCERTAIN (methods.md 3.6): constants of each f; we use the unscaled forms of methods.md's
-    table, e.g. squared = (rho - 1)^2, not 1/2 (rho - 1)^2 (the minimiser is the same)."""
+    UNCERTAIN (Table 1's constants not re-checked): we use the unscaled form of each f,
+    e.g. squared = (rho - 1)^2, not 1/2 (rho - 1)^2 (the minimiser is the same)."""
     d_w, d_l = pair_logratios(inp)  # (B,)
     rho = cfg.beta * (d_w - d_l)
     metrics = preference_metrics(cfg.beta * d_w, cfg.beta * d_l)
@@ -210,8 +210,9 @@ def r_dpo(inp: PairwiseInput, cfg: RDPOConfig) -> LossOutput:
       L = -log sigma(beta h + alpha (|y_w| - |y_l|)).
     Sign: optimising r - alpha|y| gives r = beta log(pi/pi_ref) + alpha|y| + const, so a longer
     chosen response *raises* the logit (lowers the loss) and length stops being a free win
-    (methods.md 3.10 and section 7; SimPO's Table 3 writes the same logit). |y| counts completion
-    tokens. UNCERTAIN: Park et al.'s alpha values; the SimPO paper tunes alpha in {0.05, 0.1, 0.5, 1}."""
+    (Park et al.'s derivation; SimPO, Meng et al. 2024, arXiv 2405.14734, writes the same logit in
+    its Table 3). |y| counts completion tokens. UNCERTAIN: Park et al.'s alpha values; the SimPO
+    paper tunes alpha in {0.05, 0.1, 0.5, 1}."""
     d_w, d_l = pair_logratios(inp)  # (B,)
     len_diff = inp.chosen.lengths() - inp.rejected.lengths()  # (B,)
     z = cfg.beta * (d_w - d_l) + cfg.alpha * len_diff
@@ -406,8 +407,9 @@ def orpo(inp: PairwiseInput, cfg: ORPOConfig) -> LossOutput:
     log odds(y) = lbar(y) - log(1 - exp(lbar(y))) via log1mexp (mean log-probs clamped <= -1e-6 so
     a certain response has finite odds). No reference model.
     The NLL here is completion-only (the prompt is masked): the official code and TRL include the
-    prompt tokens unless --disable_prompt_loss is set, so their numbers differ. The methods.md check
-    value (case A, total 2.4060381600 with lambda = 0.1) is this completion-only token-mean form.
+    prompt tokens unless --disable_prompt_loss is set, so their numbers differ. The check value in
+    tests/test_losses_pairwise.py (case A, total 2.4060381600 with lambda = 0.1) is this
+    completion-only token-mean form.
     Rewards logged are lambda * mean log-probs, as in TRL."""
     s_w = inp.chosen.mean().clamp(max=-1e-6)  # (B,)
     s_l = inp.rejected.mean().clamp(max=-1e-6)  # (B,)

@@ -12,7 +12,8 @@ class SFTConfig:
 
 
 def sft(inp: DemoInput, cfg: SFTConfig) -> LossOutput:
-    """SFT (methods.md section 1.1): L = -(1/N_tok) sum_batch sum_t log pi(y_t | x, y_<t).
+    """SFT, the token-level NLL of demonstrations (InstructGPT's SFT stage, Ouyang et al. 2022,
+    arXiv 2203.02155, sec. 3.5): L = -(1/N_tok) sum_batch sum_t log pi(y_t | x, y_<t).
 
     With `token_mean`, returns per-sequence NLL sums weighted by token counts, so the engine's
     sum(loss)/sum(weight) is the token mean over the whole effective batch, also across gradient

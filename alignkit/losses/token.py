@@ -1,6 +1,7 @@
 """Token-level preference optimisation: TDPO, and the per-token implicit rewards of "From r to Q*".
 
-Formulas: ../shared/methods.md section 3.14 and 3.15.
+Papers: TDPO (Zeng et al. 2024, arXiv 2404.11999) and "From r to Q*" (Rafailov et al. 2024,
+arXiv 2404.12358); each docstring gives its formula.
 """
 from __future__ import annotations
 

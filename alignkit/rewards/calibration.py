@@ -1,8 +1,9 @@
 """Preference metrics of a judge on labelled pairs: accuracy, agreement, calibration. Pure functions of
 probabilities p_i = P(first response of pair i preferred), as `Judge.compare` returns them.
 
-- Accuracy (RM accuracy, methods.md 9.4): share of pairs where the judge prefers the labelled-better
-  response; a tie (p = 1/2) counts half.
+- Accuracy (RM accuracy; for an AI judge, the "AI labeler alignment" of Lee et al. 2023, arXiv 2309.00267,
+  sec. 2.3): share of pairs where the judge prefers the labelled-better response; a tie (p = 1/2) counts
+  half.
 - Agreement between two judges: share of pairs on which their decisions (first / tie / second) agree,
   and Cohen's kappa (Cohen 1960) = (p_o - p_e) / (1 - p_e), with p_e the agreement expected by chance
   from each judge's own decision rates.

@@ -1,7 +1,8 @@
 """Reward-model losses: pure functions of scalar rewards r(x, y), one per feedback shape.
 
-- `bradley_terry` (pairwise): -log sigma(r_w - r_l - m) [+ eta (r_w + r_l)^2]        methods.md 1.2
-- `pointwise` (scored):      (r - s)^2                                               methods.md 1.3
+- `bradley_terry` (pairwise): -log sigma(r_w - r_l - m) [+ eta (r_w + r_l)^2]
+      (Ouyang et al. 2022, arXiv 2203.02155, eq. 1; margin m: Touvron et al. 2023, arXiv 2307.09288, eq. 2)
+- `pointwise` (scored):      (r - s)^2            (e.g. SteerLM, Dong et al. 2023, arXiv 2310.05344)
 - `plackett_luce` (listwise): negative log-likelihood of the whole ranking
 
 Each returns a `LossOutput` with per-example losses (B,) so that the engine can average them exactly
@@ -43,7 +44,7 @@ def bradley_terry(r_chosen: Tensor, r_rejected: Tensor, margin: Tensor | None = 
 
 
 def pointwise(reward: Tensor, target: Tensor) -> LossOutput:
-    """Pointwise regression reward model (methods.md 1.3; e.g. SteerLM, Dong et al. 2023,
+    """Pointwise regression reward model (e.g. SteerLM, Dong et al. 2023,
     arXiv 2310.05344): L = (r(x, y) - s)^2 for a scalar label s. reward, target: (B,)."""
     err = reward - target  # (B,)
     loss = err ** 2

@@ -5,7 +5,8 @@ too: transformers keeps the backbone's weights and adds a fresh linear head `sco
 "causal LM backbone with a scalar head" of InstructGPT (Ouyang et al. 2022, arXiv 2203.02155, sec. 3.5).
 A folder that already holds a reward model keeps its trained head.
 
-The score is read at each row's last *real* token (methods.md 1.2 pitfall), found from the attention
+The score is read at each row's last *real* token (a pad position carries no score; Huang et al. 2024,
+arXiv 2403.17031, read the reward at the EOS token), found from the attention
 mask, so left and right padding give the same scores and a pad id equal to EOS (common in Llama
 tokenizers) is harmless. We still set `config.pad_token_id`, so that transformers' own pooling works
 for anyone who loads the saved folder with `AutoModelForSequenceClassification.from_pretrained(dir)`.

@@ -11,8 +11,8 @@ The prompt reaches a rule as text (a conversation is joined by `prompt_text`). R
     chars          number of characters in the response
     positive       number of words from a positive-sentiment lexicon (happy, love, thank, ...)
     negative       number of words from a negative-sentiment lexicon (sad, hate, ...)
-    sentiment      positive - negative (the DPO paper's controlled-sentiment reward, methods.md 9.5,
-                   with a word list in place of a classifier)
+    sentiment      positive - negative (the controlled-sentiment reward of the DPO paper, Rafailov et al.
+                   2023, arXiv 2305.18290, sec. 6 and App. C.1, with a word list in place of a classifier)
     truth          the bundled task's ground-truth r* (alignkit/world/reward.py)
     contains=A|B   how many of the keywords A, B, ... the response contains (case-insensitive)
     max_words=N    -(number of words beyond N): a length penalty

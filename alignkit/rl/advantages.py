@@ -1,6 +1,6 @@
 """Advantage estimators: how a rollout's rewards become a per-token learning signal.
 
-The pure functions at the top work on tensors and carry the check values of methods.md 11; the
+The pure functions at the top work on tensors (check values: tests/test_rl_math.py); the
 estimators below them turn a `Rollout` into `Advantages` for one method each, including where the
 KL penalty enters the reward (per token for PPO, per sequence for the REINFORCE family; GRPO keeps
 its KL in the loss, so its estimator sees the task reward only).
@@ -18,7 +18,7 @@ from .types import Advantages, Rollout
 
 # --- pure functions ---------------------------------------------------------------------------
 def gae(rewards: Tensor, values: Tensor, mask: Tensor, gamma: float, lam: float) -> tuple:
-    """Generalised advantage estimation (Schulman et al. 2016, eq. 16; methods.md 2.1).
+    """Generalised advantage estimation (Schulman et al. 2016, arXiv 1506.02438, eq. 16).
 
     rewards, values, mask: (B, T). delta_t = r_t + gamma * V(s_{t+1}) - V(s_t), with V = 0 after
     the last token; A_t = delta_t + gamma * lam * A_{t+1}; returns R_t = A_t + V(s_t).
@@ -98,7 +98,8 @@ def to_tokens(seq_adv: Tensor, mask: Tensor) -> Tensor:
 # --- estimators: Rollout -> Advantages -------------------------------------------------------------
 def sequence_reward(rollout: Rollout, cfg, kl_coef: float) -> Tensor:
     """(B,) R_i = r(x, y_i) - beta * sum_t KL_t: the KL-shaped sequence reward of the REINFORCE
-    family (methods.md 2.3, 2.4), with KL_t from pi_old and the configured estimator."""
+    family (Williams 1992; Ahmadian et al. 2024, arXiv 2402.14740), with KL_t from pi_old and the
+    configured estimator."""
     kl = rollout.token_kl(cfg.kl_estimator).sum(-1)  # (B,)
     return rollout.rewards - kl_coef * kl
 
@@ -111,10 +112,10 @@ def _finish(seq_adv: Tensor, rollout: Rollout, cfg, metrics: dict) -> Advantages
 
 
 def ppo_advantages(rollout: Rollout, cfg, kl_coef: float, state: dict) -> Advantages:
-    """PPO-RLHF (Ziegler et al. 2019; Ouyang et al. 2022; methods.md 2.1): per-token rewards
-    r_t = -beta * KL_t, plus the task reward on the last token; GAE on the value function's V(s_t);
-    advantages whitened over the batch's tokens. Completions are right-aligned, so every last token
-    sits in column T-1."""
+    """PPO-RLHF (Ziegler et al. 2019, arXiv 1909.08593; Ouyang et al. 2022, arXiv 2203.02155):
+    per-token rewards r_t = -beta * KL_t, plus the task reward on the last token; GAE on the value
+    function's V(s_t); advantages whitened over the batch's tokens. Completions are right-aligned,
+    so every last token sits in column T-1."""
     mask = rollout.mask
     token_rewards = -kl_coef * rollout.token_kl(cfg.kl_estimator)  # (B, T)
     token_rewards[:, -1] += rollout.rewards
@@ -126,7 +127,7 @@ def ppo_advantages(rollout: Rollout, cfg, kl_coef: float, state: dict) -> Advant
 
 
 def reinforce_advantages(rollout: Rollout, cfg, kl_coef: float, state: dict) -> Advantages:
-    """REINFORCE with a baseline (Williams 1992; methods.md 2.3): A_i = R_i - b, where b is a moving
+    """REINFORCE with a baseline (Williams 1992): A_i = R_i - b, where b is a moving
     average of past batches' mean R (b <- decay * b + (1 - decay) * mean R after each batch, started
     at the first batch's mean). b is computed before this batch updates it."""
     r = sequence_reward(rollout, cfg, kl_coef)
@@ -137,14 +138,14 @@ def reinforce_advantages(rollout: Rollout, cfg, kl_coef: float, state: dict) -> 
 
 
 def rloo_advantages(rollout: Rollout, cfg, kl_coef: float, state: dict) -> Advantages:
-    """RLOO (methods.md 2.4): leave-one-out baseline over the k samples of each prompt, on the
-    KL-shaped sequence reward."""
+    """RLOO (Ahmadian et al. 2024, arXiv 2402.14740): leave-one-out baseline over the k samples of
+    each prompt, on the KL-shaped sequence reward."""
     r = sequence_reward(rollout, cfg, kl_coef)
     return _finish(rloo(r, rollout.group), rollout, cfg, {})
 
 
 def remax_advantages(rollout: Rollout, cfg, kl_coef: float, state: dict) -> Advantages:
-    """ReMax (Li et al. 2024, Algorithm 1; methods.md 2.5): A_i = R_i - r(x, y_greedy). The baseline
+    """ReMax (Li et al. 2024, arXiv 2310.10505, Algorithm 1): A_i = R_i - r(x, y_greedy). The baseline
     is the task reward of the prompt's greedy completion (after the same length control), without
     a KL term: it is action-independent either way, so the estimate stays unbiased."""
     r = sequence_reward(rollout, cfg, kl_coef)
@@ -153,7 +154,7 @@ def remax_advantages(rollout: Rollout, cfg, kl_coef: float, state: dict) -> Adva
 
 
 def grpo_advantages(rollout: Rollout, cfg, kl_coef: float, state: dict) -> Advantages:
-    """GRPO outcome advantages (methods.md 2.6): group-normalised task rewards; the KL is in the
-    loss (policy_losses.grpo_loss), not in the reward."""
+    """GRPO outcome advantages (Shao et al. 2024, arXiv 2402.03300, sec. 4.1.2): group-normalised task
+    rewards; the KL is in the loss (policy_losses.grpo_loss), not in the reward."""
     a = group_normalise(rollout.rewards, rollout.group, cfg.std, cfg.std_eps)
     return _finish(a, rollout, cfg, {})

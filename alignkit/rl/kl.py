@@ -1,11 +1,12 @@
-"""Per-token KL estimators (Schulman 2020, "Approximating KL divergence"; methods.md 2.1, 2.6, 11).
+"""Per-token KL estimators (Schulman 2020, "Approximating KL divergence"; k3 is the estimator of GRPO,
+Shao et al. 2024, arXiv 2402.03300, eq. 4).
 
 With log_ratio = log pi(y_t) - log pi_ref(y_t) at the sampled token y_t ~ pi:
     k1 = log_ratio                        unbiased, can be negative per token
     k2 = log_ratio^2 / 2                  biased, low variance, >= 0
     k3 = exp(-log_ratio) - 1 + log_ratio  unbiased, >= 0 (GRPO's D_{i,t})
 Summed over a completion's tokens, k1 (and k3) estimate the sequence KL(pi || pi_ref).
-Check values (methods.md 11): at log(pi_ref/pi) = -0.2, k1 = 0.2, k2 = 0.02, k3 = 0.0187307531.
+Check values (tests/test_rl_math.py): at log(pi_ref/pi) = -0.2, k1 = 0.2, k2 = 0.02, k3 = 0.0187307531.
 """
 from __future__ import annotations
 

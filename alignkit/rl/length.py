@@ -3,9 +3,10 @@
 Policies under RL drift toward whatever length the reward likes (often longer) and may stop ending
 their answers. Three knobs, applied to the judge's score before any advantage is computed:
 - length_normalize: r / |y| (a density: reward per token)
-- length_penalty alpha: r - alpha * |y| (RLHFlow-style r - lambda |y|, methods.md 7)
+- length_penalty alpha: r - alpha * |y| (RLHFlow-style r - lambda |y|; RLHFlow's online recipe is
+  Dong et al. 2024, arXiv 2405.07863)
 - missing_eos_penalty p: r - p when the completion never emitted EOS (TRL's `missing_eos_penalty`,
-  the "EOS trick" of methods.md 2.1)
+  the "EOS trick" of Huang et al. 2024, arXiv 2403.17031)
 |y| counts completion tokens, EOS included.
 """
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The reward-vs-KL curve of a run (the DPO paper's frontier plot, methods.md 9.5), from metrics.jsonl.
+"""The reward-vs-KL curve of a run (the DPO paper's frontier plot: Rafailov et al. 2023, arXiv 2305.18290,
+sec. 6.1, Fig. 2 left), from metrics.jsonl.
 
 x = sequence KL(pi || pi_ref) of each iteration's samples (k1, nats), y = mean judge reward; points
 coloured by iteration, held-out evaluations as larger markers (and, when the run has an evaluation

@@ -6,7 +6,7 @@ normaliser once for the whole effective batch (all micro-batches):
     token     sum_t l_t with weight |y|   -> mean over every token of the step (PPO, DAPO)
     sequence  mean_t l_t with weight 1    -> mean of per-sequence token means (GRPO paper)
     dr_grpo   sum_t l_t / L_max, weight 1 -> Dr. GRPO's constant normaliser (Liu et al. 2025)
-Check values: methods.md 11 (PPO per-token losses, value clip, adaptive KL).
+Check values: tests/test_rl_math.py (PPO per-token losses, value clip, adaptive KL).
 """
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ def clipped_surrogate(ratio: Tensor, adv: Tensor, eps: float) -> Tensor:
 
 
 def clipped_value_loss(values: Tensor, old_values: Tensor, returns: Tensor, eps_v: float) -> Tensor:
-    """Clipped value loss (methods.md 2.1): V_clip = V_old + clip(V - V_old, -eps_v, eps_v);
-    1/2 * max((V - R)^2, (V_clip - R)^2), elementwise."""
+    """Clipped value loss (as in Huang et al. 2024, arXiv 2403.17031, and TRL's PPO):
+    V_clip = V_old + clip(V - V_old, -eps_v, eps_v); 1/2 * max((V - R)^2, (V_clip - R)^2), elementwise."""
     v_clip = old_values + (values - old_values).clamp(-eps_v, eps_v)
     return 0.5 * torch.maximum((values - returns) ** 2, (v_clip - returns) ** 2)
 
@@ -56,9 +56,9 @@ def _ratio_metrics(inp: PolicyInput, ratio: Tensor, eps: float) -> dict:
 
 
 def ppo_loss(inp: PolicyInput, cfg, kl_coef: float) -> LossOutput:
-    """PPO for RLHF (Ouyang et al. 2022; Huang et al. 2024; methods.md 2.1): token-level clipped
-    surrogate on GAE advantages plus vf_coef * the clipped value loss, both token means over the
-    step. The KL penalty is already in the rewards, so kl_coef is not used here."""
+    """PPO for RLHF (Ouyang et al. 2022, arXiv 2203.02155; Huang et al. 2024, arXiv 2403.17031):
+    token-level clipped surrogate on GAE advantages plus vf_coef * the clipped value loss, both
+    token means over the step. The KL penalty is already in the rewards, so kl_coef is not used here."""
     ratio = torch.exp(inp.logps - inp.old_logps)  # (N, T)
     pg = clipped_surrogate(ratio, inp.advantages, cfg.clip_range)  # (N, T)
     vf = clipped_value_loss(inp.values, inp.old_values, inp.returns, cfg.clip_range_value)  # (N, T)
@@ -73,7 +73,8 @@ def ppo_loss(inp: PolicyInput, cfg, kl_coef: float) -> LossOutput:
 
 
 def sequence_pg_loss(inp: PolicyInput, cfg, kl_coef: float) -> LossOutput:
-    """REINFORCE / RLOO / ReMax loss (methods.md 2.3-2.5): -sg(A_i) * log pi_theta(y_i | x), one
+    """REINFORCE / RLOO / ReMax loss (Williams 1992; Ahmadian et al. 2024, arXiv 2402.14740; Li et al.
+    2024, arXiv 2310.10505): -sg(A_i) * log pi_theta(y_i | x), one
     term per sequence, mean over sequences. Written as PPO's clip on the sequence ratio
     rho_i = exp(l_theta(y_i) - l_old(y_i)) (as TRL's RLOO): on the first update of a rollout rho = 1
     and the gradient is exactly -A_i * grad l_theta(y_i); the clip only acts on later updates of the
@@ -89,7 +90,7 @@ def sequence_pg_loss(inp: PolicyInput, cfg, kl_coef: float) -> LossOutput:
 
 
 def grpo_loss(inp: PolicyInput, cfg, kl_coef: float) -> LossOutput:
-    """GRPO (Shao et al. 2024, eq. 3; methods.md 2.6): per-token clipped surrogate on the group
+    """GRPO (Shao et al. 2024, arXiv 2402.03300, eq. 3): per-token clipped surrogate on the group
     advantage plus beta * D_t, the per-token KL of pi_theta to pi_ref (k3 by default) in the loss;
     aggregated per cfg.loss_type (sequence = the paper's 1/|o_i| mean, token = DAPO, dr_grpo)."""
     ratio = torch.exp(inp.logps - inp.old_logps)  # (N, T)
@@ -121,7 +122,7 @@ class FixedKLController:
 
 
 class AdaptiveKLController(FixedKLController):
-    """Adaptive KL (Ziegler et al. 2019, sec. 2.2; TRL v0.8.6; methods.md 2.1):
+    """Adaptive KL (Ziegler et al. 2019, arXiv 1909.08593, sec. 2.2; TRL v0.8.6 `AdaptiveKLController`):
     e = clip(KL / KL_target - 1, -0.2, 0.2); beta <- beta * (1 + e * n_steps / horizon),
     with KL the batch-mean sequence KL and n_steps the episodes in the batch.
     Check: beta 0.2, KL 9, target 6, n_steps 256, horizon 10000 -> 0.201024."""
