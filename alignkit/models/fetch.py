@@ -316,5 +316,5 @@ def register_get(models_sub) -> None:
                     "GGUF file's sha256, convert the GGUF to a Hugging Face safetensors folder (float32, tokenizer, "
                     "chat template), and record its provenance and licence. Models: " + known)
     p.add_argument("name", choices=sorted(CATALOGUE), help="catalogue name of the model")
-    add_dataclass_args(p, GetModelConfig, "options", skip=("name",))
+    add_dataclass_args(p, GetModelConfig, "get options", skip=("name",))
     p.set_defaults(func=cmd_get)
