@@ -115,7 +115,12 @@ def convert_gguf(gguf_path: str | Path, out_dir: str | Path, log=print, verify: 
     for provenance. A problem with the file is a GgufError naming `label` (default: the path); an
     OSError while writing propagates."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    try:  # transformers 5 can keep GGUF blocks packed; ask for dense weights
+        from transformers import GgufConfig
+        dense = {"quantization_config": GgufConfig(dequantize=True)}
+    except ImportError:  # transformers 4 always de-quantises
+        dense = {}
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     gguf_path, out = Path(gguf_path), Path(out_dir)
     label = label or str(gguf_path)
@@ -123,8 +128,8 @@ def convert_gguf(gguf_path: str | Path, out_dir: str | Path, log=print, verify: 
     folder, name = str(gguf_path.parent), gguf_path.name
     try:
         model, loaded = AutoModelForCausalLM.from_pretrained(
-            folder, gguf_file=name, dtype=torch.float32, quantization_config=GgufConfig(dequantize=True),
-            ignore_mismatched_sizes=True, output_loading_info=True)
+            folder, gguf_file=name, dtype=torch.float32, ignore_mismatched_sizes=True, output_loading_info=True,
+            **dense)
     except (OSError, MemoryError):
         raise
     except Exception as e:  # transformers raises many types for a bad file; all mean "cannot convert"
