@@ -280,7 +280,7 @@ def get_model(source: str | ModelSource, output: str | Path, overwrite: bool = F
         _fix_modes(built)
         _install(built, out, staging)
     except OSError as e:
-        where = e.filename or out
+        where = e.filename if e.filename and not str(e.filename).startswith(str(staging)) else out
         raise ModelFetchError(f"{where}: {e.strerror or e} while building the model; {out} was left as it was")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
