@@ -17,10 +17,9 @@ import sys
 from .errors import AlignkitError
 
 # Subsystems that add commands: each module has `register(subparsers)`.
-COMMAND_MODULES = ("alignkit.models.commands", "alignkit.world.commands", "alignkit.eval.commands",
+COMMAND_MODULES = ("alignkit.models.commands", "alignkit.synthetic.commands", "alignkit.eval.commands",
                    "alignkit.rewards.commands", "alignkit.serve")
 
-THEMES = {"reward model": 0, "feedback": 1, "RL": 2, "optimization": 3}
 
 
 def _quiet_libraries():
@@ -30,17 +29,8 @@ def _quiet_libraries():
     quiet_transformers()  # also sets HF_HUB_OFFLINE: alignkit never downloads at run time
 
 
-def method_rows() -> list:
-    from .train.api import all_methods
-    rows = []
-    for name, e in all_methods().items():
-        rows.append({"name": name, "theme": e.theme, "feedback": e.feedback, "reference": bool(e.reference),
-                     "paper": e.paper, "description": getattr(e, "description", "")})
-    rows.sort(key=lambda r: (THEMES.get(r["theme"], 9), r["feedback"], r["name"]))
-    return rows
-
-
 def cmd_methods(args):
+    from .registry import method_rows
     rows = method_rows()
     if args.json:
         print(json.dumps(rows, indent=1))
@@ -68,34 +58,46 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message}; `{self.prog} --help` lists the options\n")
 
 
-def train_parser(method: str | None) -> argparse.ArgumentParser:
+def train_parser(method: str | None, argv: list = ()) -> argparse.ArgumentParser:
     from .config import add_dataclass_args
-    from .train.api import all_methods
+    from .registry import METHODS
     from .train.config import TrainConfig
-    methods = all_methods()
     p = OneLineParser(
         prog=f"alignkit train {method or 'METHOD'}",
         description=("Train a model with an alignment method. Every config field is a flag "
                      "(dashes or underscores); --config FILE.yaml gives defaults; flags win."),
-        epilog=None if method else "methods: " + ", ".join(sorted(methods)))
+        epilog=None if method else "methods: " + ", ".join(sorted(METHODS)))
     p.add_argument("method", nargs="?", help="the method (see `alignkit methods`)")
     p.add_argument("--model", required=method is not None, help="local Hugging Face model folder to start from")
     p.add_argument("--data", required=False, help="training data: .jsonl/.json/.parquet/.csv or a save_to_disk folder")
     p.add_argument("--output", required=method is not None, help="output folder (model, tokenizer, config.yaml, metrics.jsonl)")
     p.add_argument("--config", help="YAML file of config fields (defaults for this run)")
     add_dataclass_args(p, TrainConfig, "run options")
-    if method in methods:
-        e = methods[method]
-        add_dataclass_args(p, e.config, f"{method} options ({e.paper})")
+    if method in METHODS:
+        m = METHODS[method]
+        add_dataclass_args(p, m.config, f"{method} options ({m.paper})")
+        if m.inner_feedback:  # a composite method: its inner loss's own flags
+            from .registry import inner_loss_name
+            from .config import read_yaml
+            from .losses.registry import get_loss
+            known = argparse.ArgumentParser(add_help=False)
+            known.add_argument("--loss")
+            known.add_argument("--config")
+            pre, _ = known.parse_known_args(argv)
+            yaml_dict = read_yaml(pre.config) if pre.config else {}
+            inner = get_loss(inner_loss_name(m, yaml_dict, {"loss": pre.loss}), m.inner_feedback)
+            taken = {a.dest for a in p._actions}
+            add_dataclass_args(p, inner.config, f"--loss {inner.name} options ({inner.paper})", skip=taken)
     return p
 
 
 def cmd_train(argv: list) -> int:
     method = argv[0] if argv and not argv[0].startswith("-") else None
-    from .train.api import all_methods, run_train
-    if method is not None and method not in all_methods():
+    from .api import run_train
+    from .registry import METHODS
+    if method is not None and method not in METHODS:
         raise AlignkitError(f"unknown method {method!r}; `alignkit methods` lists them")
-    p = train_parser(method)
+    p = train_parser(method, argv)
     args = p.parse_args(argv)
     if method is None:
         p.print_help()

@@ -72,7 +72,7 @@ def child_trl(a) -> dict:
 
 def child_alignkit(a) -> dict:
     from alignkit.data.records import Pairwise
-    from alignkit.train.api import run_train
+    from alignkit.api import run_train
 
     pairs = json.loads(Path(a.data).read_text())
     times = common.clock_engine()

@@ -134,8 +134,8 @@ def child_trl(a) -> dict:
 def child_alignkit(a) -> dict:
     from alignkit.rewards.judge import Judge
     from alignkit.rl import rollout
-    from alignkit.rl.loop import train_rl
-    from alignkit.rl.recipes import GRPO, GRPOConfig
+    from alignkit.rl.trainer import train_rl
+    from alignkit.rl.methods import GRPO, GRPOConfig
     from alignkit.train.config import TrainConfig
 
     class RuleJudge(Judge):

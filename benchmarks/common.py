@@ -117,7 +117,7 @@ def select_pairs(model_dir: Path, n: int, max_length: int, seed: int = 0) -> tup
 
 def alignkit_order(n: int, batch_size: int, steps: int, seed: int) -> list:
     """The example indices alignkit visits in its first `steps` steps (one process, no accumulation)."""
-    from alignkit.train.loop import micro_batch_indices
+    from alignkit.train.steps import micro_batch_indices
     return [i for m in range(steps) for i in micro_batch_indices(m, n, batch_size, 1, 0, seed)]
 
 

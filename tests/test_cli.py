@@ -87,7 +87,7 @@ def test_wrong_config_key_names_the_key(tiny_model_dir, tmp_path, capsys, where)
 def test_every_method_has_a_train_parser_without_clashing_flags():
     """A method option named like a run option (e.g. `seed`) would make `alignkit train NAME` crash."""
     from alignkit.cli import train_parser
-    from alignkit.train.api import all_methods
-    for name in all_methods():
+    from alignkit.registry import METHODS
+    for name in METHODS:
         p = train_parser(name)
         assert "--learning-rate" in p.format_help(), name

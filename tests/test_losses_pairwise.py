@@ -136,8 +136,8 @@ def test_gpo_logistic_is_dpo_on_a_batch():
 
 def test_rso_sigmoid_norm_and_hinge_norm():
     assert val(P.rso(case_a(), P.RSOConfig(gamma=0.05))) == pytest.approx(softplus(-0.05 * H), abs=1e-9)
-    assert val(P.rso(case_a(), P.RSOConfig(gamma=0.1, loss="hinge_norm"))) == pytest.approx(0.85, abs=1e-9)
-    assert val(P.rso(pair(30.0, 0, 0, 0), P.RSOConfig(gamma=0.05, loss="hinge_norm"))) == 0.0  # gamma h = 1.5 >= 1
+    assert val(P.rso(case_a(), P.RSOConfig(gamma=0.1, loss_type="hinge_norm"))) == pytest.approx(0.85, abs=1e-9)
+    assert val(P.rso(pair(30.0, 0, 0, 0), P.RSOConfig(gamma=0.05, loss_type="hinge_norm"))) == 0.0  # gamma h = 1.5 >= 1
     assert P.RSOConfig().gamma == 0.05
 
 
@@ -286,7 +286,7 @@ def test_orpo_is_finite_for_near_certain_responses():
 # ------------------------------------------------------------------------------- contract
 
 PAIRWISE = ["dpo", "cdpo", "robust", "ipo", "slic-hf", "dpop", "beta-dpo", "gpo", "r-dpo", "simpo",
-            "cpo", "orpo", "rpo", "rso"]
+            "cpo", "orpo", "rpo", "rso-norm"]
 REF_FREE = {"slic-hf", "simpo", "cpo", "orpo"}
 
 
@@ -295,7 +295,7 @@ RUN_FLAGS = {f.name for f in dataclasses.fields(TrainConfig)} | {"model", "data"
 
 def call(spec, inp, cfg=None):
     cfg = cfg or spec.config()
-    return spec.fn(inp, cfg, {}) if spec.stateful else spec.fn(inp, cfg)
+    return spec.loss(inp, cfg, {}) if spec.stateful else spec.loss(inp, cfg)
 
 
 def test_registry_entries():

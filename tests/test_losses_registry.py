@@ -55,9 +55,9 @@ def build(name, seed=0, ref_equals_policy=True, bump_chosen=0.0, garbage_in_padd
     policy = Logps(tokens, policy.mask, None if policy.logits is None else policy.logits.clone().requires_grad_(True),
                    policy.ids)
     extra = {"value": torch.zeros(B, requires_grad=True)} if spec.needs_value else {}
-    inp = shape.build(spec, policy, ref if spec.reference else None, recs, extra)
+    inp = shape.build(policy, ref if spec.reference else None, recs, extra)
     state = {}
-    out = spec.fn(inp, cfg, state) if spec.stateful else spec.fn(inp, cfg)
+    out = spec.loss(inp, cfg, state) if spec.stateful else spec.loss(inp, cfg)
     return out, tokens, policy
 
 
@@ -98,4 +98,4 @@ def test_registry_entries_are_complete():
     for name, s in LOSSES.items():
         assert s.name == name and s.paper and s.feedback in R.FEEDBACK_SHAPES, name
         assert s.config.__dataclass_params__.frozen, name
-        assert s.fn.__doc__ and len(s.fn.__doc__) > 40, name
+        assert s.loss.__doc__ and len(s.loss.__doc__) > 40, name

@@ -74,10 +74,12 @@ def test_bad_settings_are_clear_errors(tiny_model_dir, tmp_path, capsys):
             "--output", str(tmp_path / "x")]
     assert main(base + ["--loss", "kto", "--reward", "rule:chars"]) == 2
     assert "not a pairwise or listwise loss" in capsys.readouterr().err
-    assert main(base + ["--reward", "rule:chars", "--loss-args", "gamma=1"]) == 2  # dpo has no gamma
-    assert "--loss-args (dpo): unknown key 'gamma'" in capsys.readouterr().err
-    assert main(base + ["--reward", "rule:chars", "--loss-args", "beta"]) == 2
-    assert "expected KEY=VALUE" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:  # an sppo flag; the inner loss is dpo
+        main(base + ["--reward", "rule:chars", "--eta", "1"])
+    assert e.value.code == 2 and "unknown option --eta" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:  # the inner loss's flags are typed
+        main(base + ["--reward", "rule:chars", "--loss", "sppo", "--eta", "x"])
+    assert e.value.code == 2 and "--eta" in capsys.readouterr().err
     assert main(base) == 2
     assert "needs --reward" in capsys.readouterr().err
     assert main(base + ["--reward", "rule:chars", "--reference", "sft"]) == 2
@@ -101,7 +103,7 @@ def test_win_rates_by_hand():
 def test_sppo_rounds_end_to_end(tiny_model_dir, tmp_path):
     out = tmp_path / "sppo"
     assert main(["train", "iterative-dpo", "--model", str(tiny_model_dir), "--data", str(_prompts(tmp_path)),
-                 "--output", str(out), "--loss", "sppo", "--loss-args", "eta=10", "--iterations", "2", "--reference",
+                 "--output", str(out), "--loss", "sppo", "--eta", "10", "--iterations", "2", "--reference",
                  "previous", *ARGS]) == 0
     rows = [json.loads(line) for line in open(out / "round-2" / "pairs.jsonl")]
     assert rows and all(len(r["completions"][0]) > len(r["completions"][1]) for r in rows)  # rule:chars: longer wins

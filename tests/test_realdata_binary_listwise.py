@@ -22,7 +22,7 @@ from __future__ import annotations
 import pytest
 
 import realdata as R
-from alignkit.train.api import run_train
+from alignkit.api import run_train
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared]
 

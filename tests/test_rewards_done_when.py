@@ -39,12 +39,12 @@ def test_rm_on_world_labels_agrees_with_r_star_on_heldout_prompts(tmp_path):
     from alignkit.models.tiny import TinyLlamaConfig, make_tiny_model
     from alignkit.rewards.evaluate import preference_report
     from alignkit.rewards.scoring import RewardModelJudge
-    from alignkit.train.api import run_train
-    from alignkit.world.candidates import sample_from_corpus
-    from alignkit.world.corpus import tokenizer_texts
-    from alignkit.world.labelers import LabelerConfig, PairwiseLabeler
-    from alignkit.world.prompts import as_chat, sample_prompts
-    from alignkit.world.reward import true_reward
+    from alignkit.api import run_train
+    from alignkit.synthetic.candidates import sample_from_corpus
+    from alignkit.synthetic.corpus import tokenizer_texts
+    from alignkit.synthetic.labelers import LabelerConfig, PairwiseLabeler
+    from alignkit.synthetic.prompts import as_chat, sample_prompts
+    from alignkit.synthetic.reward import true_reward
 
     def pairs(infos, labeler, seed):
         cands = sample_from_corpus(infos, 2, seed=seed)

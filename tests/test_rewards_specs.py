@@ -20,7 +20,7 @@ def test_builtin_rules():
 
 
 def test_truth_is_the_bundled_tasks_r_star():
-    from alignkit.world.reward import true_reward
+    from alignkit.synthetic.reward import true_reward
     want = [true_reward(P[0], R[0]), true_reward("What is 2 + 3?", R[1])]
     assert judge_from_spec("truth").score(P, R) == pytest.approx(want)
     assert judge_from_spec("rule:truth").score(P, R) == pytest.approx(want)

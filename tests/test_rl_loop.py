@@ -8,8 +8,8 @@ import torch
 from safetensors.torch import load_file
 
 from alignkit.errors import ConfigError
-from alignkit.rl import recipes as R
-from alignkit.rl.loop import train_rl
+from alignkit.rl import methods as R
+from alignkit.rl.trainer import train_rl
 from alignkit.train.config import TrainConfig
 from alignkit.train.engine import Engine
 
@@ -65,7 +65,7 @@ def test_method_runs_logs_and_saves(name, tiny_model_dir, prompts_file, tmp_path
 
 
 def test_reference_free_loads_no_reference(tiny_model_dir, prompts_file, tmp_path, monkeypatch):
-    import alignkit.rl.loop as loop
+    import alignkit.rl.trainer as loop
     loads = []
     real = loop.load_causal_lm
     monkeypatch.setattr(loop, "load_causal_lm", lambda *a, **k: loads.append(a[0]) or real(*a, **k))
@@ -101,7 +101,7 @@ def test_ppo_ptx_mixes_demonstrations_into_each_step(tiny_model_dir, prompts_fil
     demos.write_text("".join(json.dumps({"prompt": d.prompt, "completion": d.completion}) + "\n" for d in make_demos(8)))
     mcfg = R.PPOPtxConfig(reward="rule:words", prompts_per_step=2, num_samples=2, max_new_tokens=6, ppo_epochs=1,
                           ptx_data=str(demos), ptx_coef=0.5, ptx_batch_size=3)
-    from alignkit.train.api import run_train
+    from alignkit.api import run_train
     s = run_train("ppo-ptx", str(tiny_model_dir), str(prompts_file), str(tmp_path / "ptx"),
                   {**{k: getattr(mcfg, k) for k in ("reward", "prompts_per_step", "num_samples", "max_new_tokens",
                                                      "ppo_epochs", "ptx_data", "ptx_coef", "ptx_batch_size")},

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from alignkit.rl import recipes as R
-from alignkit.rl.loop import train_rl
+from alignkit.rl import methods as R
+from alignkit.rl.trainer import train_rl
 from alignkit.train.config import TrainConfig
 
 from conftest import shared_path

@@ -20,7 +20,7 @@ EVAL_EXTENSIONS = ("alignkit.rewards.eval_commands", "alignkit.eval.curves")
 def cmd_eval_policy(args) -> int:
     if not args.model:
         raise ConfigError("alignkit eval needs --model DIR (or a subcommand; see `alignkit eval --help`)")
-    from .evaluate import EVAL_SAMPLING, evaluate_policy, format_table
+    from ..synthetic.evaluate import EVAL_SAMPLING, evaluate_policy, format_table
     import dataclasses
     sampling = dataclasses.replace(EVAL_SAMPLING, max_new_tokens=args.max_new_tokens, temperature=args.temperature)
     quiet = args.json

@@ -1,4 +1,3 @@
-from .base import (BinaryInput, DemoInput, ListwiseInput, Logps, LossOutput, LossSpec,
-                   PairwiseInput)
+from .base import BinaryInput, DemoInput, ListwiseInput, Logps, LossOutput, PairwiseInput
 
-__all__ = ["Logps", "PairwiseInput", "BinaryInput", "ListwiseInput", "DemoInput", "LossOutput", "LossSpec"]
+__all__ = ["Logps", "PairwiseInput", "BinaryInput", "ListwiseInput", "DemoInput", "LossOutput"]

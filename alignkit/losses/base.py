@@ -10,12 +10,13 @@ A loss is a pure function `fn(inp, cfg) -> LossOutput`:
   `sum(loss) / sum(weight)` over the whole effective batch (all accumulation steps), so a loss that
   wants a token mean returns per-example *sums* with `weight` = token counts.
 
-Each loss is registered once in `alignkit/losses/registry.py` with a `LossSpec` saying what it needs.
+Each loss is registered once in `alignkit/losses/registry.py` as a `Method` (alignkit/method.py) saying
+what it needs.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 from torch import Tensor
@@ -133,32 +134,6 @@ class LossOutput:
     loss: Tensor
     metrics: dict = field(default_factory=dict)
     weight: Optional[Tensor] = None
-
-
-@dataclass(frozen=True)
-class LossSpec:
-    """A registry entry: what a loss is and what it needs from the loop.
-
-    advice: an optional check of the training data against the paper's guidance, printed as notes.
-    stateful: the loss keeps running statistics across steps (e.g. BCO's reward shift,
-        beta-DPO's EMA). Such a loss takes an extra `state: dict` argument that the engine owns,
-        saves in checkpoints, and passes back each step.
-    """
-    name: str
-    fn: Callable
-    config: type
-    feedback: str  # one of alignkit.data.records.FEEDBACK_SHAPES
-    paper: str
-    theme: str = "optimization"  # reward model | feedback | RL | optimization
-    reference: bool = True
-    needs_logits: bool = False  # full-vocabulary logits (TDPO, CRINGE): no reference cache
-    needs_mismatch: bool = False  # KTO's mismatched (prompt, completion) pairs
-    needs_value: bool = False  # a scalar value head V(x) trained with the policy (DRO)
-    stateful: bool = False
-    description: str = ""
-    # advice(records, cfg) -> list of one-line notes about this data under this config (e.g. KTO's
-    # class-weight balance); printed when training starts, never an error
-    advice: Optional[Callable] = None
 
 
 def pair_logratios(inp: PairwiseInput) -> tuple:

@@ -16,7 +16,7 @@ from .base import BinaryInput, LossOutput
 
 def _require(value, what: str, loss: str):
     if value is None:
-        raise ValueError(f"{loss} needs {what} in its BinaryInput (see its LossSpec)")
+        raise ValueError(f"{loss} needs {what} in its BinaryInput (see its Method entry in losses/registry.py)")
     return value
 
 

@@ -54,6 +54,11 @@ class D2OConfig:
     sample_temperature: float = 1.0  # sampling temperature of the self-samples
 
 
+def d2o_shape_options(cfg: D2OConfig) -> dict:
+    """The negative-feedback shape's self-samples for D2O: K per prompt from the initial model."""
+    return {"num_samples": cfg.num_samples, "max_tokens": cfg.sample_max_tokens, "temperature": cfg.sample_temperature}
+
+
 def d2o(inp: ListwiseInput, cfg: D2OConfig) -> LossOutput:
     """D2O (Duan et al. 2024, "Negating Negatives", arXiv 2403.03419, the D2O objective):
 

@@ -155,11 +155,11 @@ def gpo(inp: PairwiseInput, cfg: GPOConfig) -> LossOutput:
 @dataclass(frozen=True)
 class RSOConfig:
     gamma: float = 0.05  # loss temperature gamma on h (RSO decouples it from the sampling beta = 0.5)
-    loss: str = "sigmoid_norm"  # sigmoid_norm: -log sigma(gamma h) | hinge_norm: max(0, 1 - gamma h)
+    loss_type: str = "sigmoid_norm"  # sigmoid_norm: -log sigma(gamma h) | hinge_norm: max(0, 1 - gamma h)
 
     def __post_init__(self):
-        _check(self.loss in ("sigmoid_norm", "hinge_norm"),
-               f"rso: loss must be sigmoid_norm or hinge_norm, got {self.loss!r}")
+        _check(self.loss_type in ("sigmoid_norm", "hinge_norm"),
+               f"rso: loss_type must be sigmoid_norm or hinge_norm, got {self.loss_type!r}")
 
 
 def rso(inp: PairwiseInput, cfg: RSOConfig) -> LossOutput:
@@ -171,7 +171,7 @@ def rso(inp: PairwiseInput, cfg: RSOConfig) -> LossOutput:
     `sigmoid_norm` (DPO on length-normalised scores). The rejection sampling is a separate step."""
     d_w, d_l = pair_logratios(inp)  # (B,)
     z = cfg.gamma * (d_w - d_l)
-    loss = _neg_logsigmoid(z) if cfg.loss == "sigmoid_norm" else F.relu(1 - z)
+    loss = _neg_logsigmoid(z) if cfg.loss_type == "sigmoid_norm" else F.relu(1 - z)
     return LossOutput(loss, preference_metrics(cfg.gamma * d_w, cfg.gamma * d_l))
 
 

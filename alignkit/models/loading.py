@@ -28,7 +28,7 @@ def quiet_transformers():
         pass
 
 
-def _check_folder(path: str) -> Path:
+def check_model_folder(path: str) -> Path:
     quiet_transformers()
     p = Path(path)
     if not p.exists():
@@ -56,7 +56,7 @@ def load_tokenizer(path: str, trust_remote_code: bool = False):
 
 def load_causal_lm(path: str, dtype: str = "fp32", trust_remote_code: bool = False):
     from transformers import AutoModelForCausalLM
-    p = _check_folder(path)
+    p = check_model_folder(path)
     if not any(p.glob("*.safetensors")):
         raise ModelLoadError(f"{path}: no .safetensors weights; alignkit refuses to unpickle .bin files "
                              "(convert them with transformers' save_pretrained(safe_serialization=True))")

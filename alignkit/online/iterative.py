@@ -20,25 +20,22 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import random
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..data.records import Listwise, Pairwise
-from ..config import build_config
 from ..data.convert import write_jsonl
+from ..data.records import Listwise, Pairwise
 from ..errors import ConfigError
-from ..losses.registry import LOSSES
-from ..train.api import Recipe, load_split, register_recipe
+from ..rewards.judge import sigmoid
+from ..train.run import Job, load_split
 
 
 @dataclass(frozen=True)
 class IterativeConfig:
     reward: str = ""  # judge spec that scores each prompt's samples (rm:DIR, truth, rule:NAME, implicit:...); required
-    loss: str = "dpo"  # the loss each round trains: any pairwise one (dpo, ipo, simpo, ...) or sppo (win rates)
-    loss_args: str = ""  # that loss's settings as KEY=VALUE,KEY=VALUE (e.g. beta=0.1 for dpo, eta=1000 for sppo)
+    loss: str = "dpo"  # the loss each round trains: any pairwise one (dpo, ipo, simpo, ...) or sppo (win rates); its own flags follow (e.g. --beta, --eta)
     iterations: int = 3  # rounds of sample -> judge -> train
     prompts_per_iteration: int = 0  # fresh prompts each round (a seeded shuffle of the data); 0 = every prompt every round
     samples_per_prompt: int = 4  # K responses per prompt from the current policy (best vs worst make the pair)
@@ -69,7 +66,7 @@ def win_rates(scores: list) -> list:
     P(y_i > pi) = (1/K) sum_j sigma(s_i - s_j), j = i included (it adds 1/2), under a Bradley-Terry
     reading of the judge's scores."""
     k = len(scores)
-    return [sum(1.0 / (1.0 + math.exp(-(si - sj))) for sj in scores) / k for si in scores]
+    return [sum(sigmoid(si - sj) for sj in scores) / k for si in scores]
 
 
 def best_vs_worst_win_rates(prompt, responses: list, scores: list, source: str,
@@ -86,17 +83,6 @@ def best_vs_worst_win_rates(prompt, responses: list, scores: list, source: str,
 RECORDS = {"pairwise": best_vs_worst, "listwise": best_vs_worst_win_rates}
 
 
-def parse_loss_args(text: str) -> dict:
-    """'beta=0.1,gamma=0.5' -> {'beta': '0.1', 'gamma': '0.5'} (values are typed by the loss's config)."""
-    out = {}
-    for part in filter(None, (s.strip() for s in text.split(","))):
-        key, eq, value = part.partition("=")
-        if not eq or not key.strip():
-            raise ConfigError(f"--loss-args: expected KEY=VALUE, got {part!r}")
-        out[key.strip()] = value.strip()
-    return out
-
-
 def round_prompts(prompts: list, n: int, t: int) -> list:
     """Round t's prompts (0-based): the next n, wrapping around; all when n is 0."""
     if not n or n >= len(prompts):
@@ -105,18 +91,16 @@ def round_prompts(prompts: list, n: int, t: int) -> list:
     return [prompts[(start + i) % len(prompts)] for i in range(n)]
 
 
-def run_iterative(cfg, icfg: IterativeConfig, model_path: str, data, output: str, log=print) -> dict:
+def run_iterative(job: Job) -> dict:
     from ..data.prompts import read_prompts
     from ..models.generate import SamplingConfig, generate_texts
     from ..models.loading import load_causal_lm, load_tokenizer
     from ..rewards.specs import judge_from_spec
     from ..train.offline import train_offline
+    cfg, icfg, model_path, data, log = job.cfg, job.method_cfg, job.model, job.data, job.log
+    spec, loss_cfg = job.inner
     if not icfg.reward:
         raise ConfigError("iterative-dpo needs --reward SPEC (the judge that scores the samples), e.g. rm:DIR or truth")
-    spec = LOSSES.get(icfg.loss)
-    if spec is None or spec.feedback not in RECORDS:
-        usable = sorted(k for k, v in LOSSES.items() if v.feedback in RECORDS)
-        raise ConfigError(f"--loss {icfg.loss!r} is not a pairwise or listwise loss; one of: {', '.join(usable)}")
     if spec.feedback == "listwise" and icfg.reference != "previous":
         log("note: the win rates are against the round's own policy pi_t; SPPO's reference is that policy "
             "(--reference previous)")
@@ -124,14 +108,13 @@ def run_iterative(cfg, icfg: IterativeConfig, model_path: str, data, output: str
         raise ConfigError(f"--reference must be initial or previous, got {icfg.reference!r}")
     if icfg.iterations < 1 or icfg.samples_per_prompt < 2:
         raise ConfigError("iterations must be >= 1 and samples_per_prompt >= 2")
-    loss_cfg = build_config(spec.config, parse_loss_args(icfg.loss_args), where=f"--loss-args ({icfg.loss})")
     judge = judge_from_spec(icfg.reward)
     prompts = data if isinstance(data, list) else read_prompts(str(data))
     prompts = [getattr(p, "prompt", p) for p in prompts]
     if not prompts:
         raise ConfigError(f"{data}: no prompts")
     random.Random(cfg.seed).shuffle(prompts)  # rounds take fresh prompts from a seeded shuffle, not file order
-    out = Path(output)
+    out = Path(job.output)
     out.mkdir(parents=True, exist_ok=True)
     current, rounds = model_path, []
     for t in range(icfg.iterations):
@@ -176,11 +159,8 @@ def run_iterative(cfg, icfg: IterativeConfig, model_path: str, data, output: str
     for f in Path(current).iterdir():  # the last round's model is the result
         if f.is_file() and f.name not in ("pairs.jsonl", "round.json"):
             shutil.copy2(f, out / f.name)
-    summary = {"method": "iterative-dpo", "loss": icfg.loss, "reward": icfg.reward, "reference": icfg.reference,
+    summary = {"method": "iterative-dpo", "loss": spec.name, "reward": icfg.reward, "reference": icfg.reference,
                "rounds": rounds}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
 
-
-register_recipe(Recipe("iterative-dpo", run_iterative, IterativeConfig, "online", "Xiong et al. 2024, arXiv 2312.11456",
-                       reference=True, description="rounds of sampling the current policy, judging, and a pairwise loss"))

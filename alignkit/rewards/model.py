@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ModelLoadError
-from ..models.loading import DTYPES, LoraSettings, _check_folder, apply_lora, load_tokenizer, save_model, unwrap
+from ..models.loading import DTYPES, LoraSettings, check_model_folder, apply_lora, load_tokenizer, save_model, unwrap
 
 INFO_FILE = "alignkit_reward.json"  # how alignkit trained the model (max_length, label scaling)
 
@@ -29,7 +29,7 @@ INFO_FILE = "alignkit_reward.json"  # how alignkit trained the model (max_length
 def load_reward_model(path: str, dtype: str = "fp32", trust_remote_code: bool = False):
     """-> (transformers sequence-classification model with one output, tokenizer). Safetensors only."""
     from transformers import AutoConfig, AutoModelForSequenceClassification
-    p = _check_folder(path)
+    p = check_model_folder(path)
     if not any(p.glob("*.safetensors")):
         raise ModelLoadError(f"{path}: no .safetensors weights; alignkit refuses to unpickle .bin files "
                              "(convert them with transformers' save_pretrained(safe_serialization=True))")

@@ -13,7 +13,7 @@ The prompt reaches a rule as text (a conversation is joined by `prompt_text`). R
     negative       number of words from a negative-sentiment lexicon (sad, hate, ...)
     sentiment      positive - negative (the controlled-sentiment reward of the DPO paper, Rafailov et al.
                    2023, arXiv 2305.18290, sec. 6 and App. C.1, with a word list in place of a classifier)
-    truth          the bundled task's ground-truth r* (alignkit/world/reward.py)
+    truth          the bundled task's ground-truth r* (registered by its plug-in, alignkit/synthetic/plugin.py)
     contains=A|B   how many of the keywords A, B, ... the response contains (case-insensitive)
     max_words=N    -(number of words beyond N): a length penalty
 """
@@ -82,12 +82,6 @@ def negative(prompt: str, response: str) -> float:
 @register_rule("sentiment")
 def sentiment(prompt: str, response: str) -> float:
     return positive(prompt, response) - negative(prompt, response)
-
-
-@register_rule("truth")
-def truth(prompt: str, response: str) -> float:
-    from ..world.reward import true_reward  # the bundled task; imported only when asked for
-    return float(true_reward(prompt, response))
 
 
 @register_rule_factory("contains")

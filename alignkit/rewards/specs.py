@@ -6,7 +6,7 @@
             | implicit:POLICY_DIR[,REF_DIR][,beta=B]   a DPO-family policy's implicit reward
             | rule:NAME | rule:NAME=ARG            a rule reward (alignkit/rewards/rules.py)
             | file:PATH.py:FUNCTION                a function (prompt, response) -> float from a file
-            | truth                                the bundled task's ground truth r*
+            | truth                                the bundled task's ground truth r* (its plug-in registers it)
             | KIND:ARG                             a kind registered with `register_judge_kind`
                                                    (e.g. LLM judges from the AI-feedback subsystem)
 
@@ -23,11 +23,14 @@ from ..errors import ConfigError
 from .judge import Judge, WeightedJudge
 
 KINDS: dict = {}  # kind -> factory(arg: str) -> Judge
+NO_ARG: set = set()  # kinds written without an argument (e.g. truth)
 
 
-def register_judge_kind(kind: str, factory: Callable) -> None:
+def register_judge_kind(kind: str, factory: Callable, takes_arg: bool = True) -> None:
     """Add a SOURCE kind, e.g. register_judge_kind("llm", lambda arg: MyLLMJudge(arg))."""
     KINDS[kind] = factory
+    if not takes_arg:
+        NO_ARG.add(kind)
 
 
 def _rm(arg: str) -> Judge:
@@ -65,18 +68,10 @@ def _file(arg: str) -> Judge:
     return file_judge(arg)
 
 
-def _truth(arg: str) -> Judge:
-    from ..world.reward import TruthJudge
-    if arg:
-        raise ConfigError(f"truth takes no argument (got truth:{arg})")
-    return TruthJudge()
-
-
 register_judge_kind("rm", _rm)
 register_judge_kind("implicit", _implicit)
 register_judge_kind("rule", _rule)
 register_judge_kind("file", _file)
-register_judge_kind("truth", _truth)
 
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _WEIGHTED = re.compile(rf"^\s*({_NUMBER})\s*\*\s*(.+?)\s*$", re.S)
@@ -108,7 +103,7 @@ def parse_term(term: str) -> tuple:
     kind, _, arg = body.partition(":")
     if kind not in KINDS:
         raise ConfigError(f"reward spec {term!r}: unknown kind {kind!r}; expected one of "
-                          f"{', '.join(k + ':...' if k != 'truth' else k for k in KINDS)}")
+                          f"{', '.join(k + ':...' if k not in NO_ARG else k for k in KINDS)}")
     return weight, kind, arg.strip()
 
 

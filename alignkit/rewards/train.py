@@ -11,10 +11,8 @@ A "task" says what a record contributes and how scores become a loss:
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
@@ -22,13 +20,14 @@ from ..config import to_dict
 from ..data.records import Listwise, Pairwise, Scored
 from ..data.tokenize import Encoder
 from ..errors import DataError
-from ..models.loading import LoraSettings, unwrap
+from ..models.loading import unwrap
 from ..train.config import TrainConfig
-from ..train.engine import Engine, MetricLog
 from ..train.forward import collate
-from ..train.packing import PackedBatch, attention_mask
-from ..train.loop import evaluate_and_log, fmt_metrics, resume_or_start, run_steps, start_run, total_steps
 from ..train.offline import encode_split, evaluate
+from ..train.packing import PackedBatch, attention_mask
+from ..train.run import Run
+from ..train.shapes import ListShape, PairShape, ScoredShape, ranked_subset
+from ..train.steps import evaluate_and_log, fmt_metrics, run_steps, total_steps
 from . import losses
 from .model import RewardModel, apply_lora_seq_cls, load_reward_model, save_reward_model
 
@@ -50,7 +49,7 @@ class ListwiseRMConfig:
     max_list: int = 0  # score at most this many responses per list (best, worst and evenly spaced ranks); 0 = all
 
 
-# --- tasks --------------------------------------------------------------------------------------------
+# --- tasks: a feedback shape (which sequences a record contributes) + a reward-model loss ------------
 def _check_records(records: list, cls, method: str):
     for r in records:
         if not isinstance(r, cls):
@@ -59,16 +58,13 @@ def _check_records(records: list, cls, method: str):
 
 
 class PairTask:
-    name, feedback, record_type = "rm", "pairwise", Pairwise
+    name, record_type = "rm", Pairwise
 
     def __init__(self, cfg: RMConfig):
-        self.cfg = cfg
+        self.cfg, self.shape = cfg, PairShape()
 
     def fit(self, records: list):
         pass
-
-    def sequences(self, rec, idx, data):
-        return [(rec.prompt, rec.chosen), (rec.prompt, rec.rejected)]
 
     def loss(self, r: torch.Tensor, batch: list) -> losses.LossOutput:
         recs = [ex.rec for ex in batch]  # r: (2B,) rows chosen, rejected, chosen, ...
@@ -82,10 +78,10 @@ class PairTask:
 
 
 class PointTask:
-    name, feedback, record_type = "rm-pointwise", "scored", Scored
+    name, record_type = "rm-pointwise", Scored
 
     def __init__(self, cfg: PointwiseRMConfig):
-        self.cfg = cfg
+        self.cfg, self.shape = cfg, ScoredShape()
         self.mean, self.std = 0.0, 1.0
 
     def fit(self, records: list):
@@ -94,9 +90,6 @@ class PointTask:
             self.mean = sum(s) / len(s)
             var = sum((x - self.mean) ** 2 for x in s) / len(s)
             self.std = math.sqrt(var) if var > 0 else 1.0
-
-    def sequences(self, rec, idx, data):
-        return [(rec.prompt, rec.completion)]
 
     def loss(self, r: torch.Tensor, batch: list) -> losses.LossOutput:
         s = torch.tensor([ex.rec.score for ex in batch], device=r.device, dtype=r.dtype)  # (B,)
@@ -109,26 +102,13 @@ class PointTask:
 
 
 class ListTask:
-    name, feedback, record_type = "rm-listwise", "listwise", Listwise
+    name, record_type = "rm-listwise", Listwise
 
     def __init__(self, cfg: ListwiseRMConfig):
-        self.cfg = cfg
+        self.cfg, self.shape = cfg, ListShape(k=cfg.max_list)
 
     def fit(self, records: list):
         pass
-
-    def pick(self, rec) -> list:
-        """Indices of the responses used: all, or max_list of them spread over the ranking."""
-        n, k = len(rec.completions), self.cfg.max_list
-        order = sorted(range(n), key=lambda i: -rec.scores[i])
-        if k <= 0 or n <= k:
-            return order
-        if k == 1:
-            return order[:1]
-        return [order[round(j * (n - 1) / (k - 1))] for j in range(k)]
-
-    def sequences(self, rec, idx, data):
-        return [(rec.prompt, rec.completions[i]) for i in self.pick(rec)]
 
     def loss(self, r: torch.Tensor, batch: list) -> losses.LossOutput:
         counts = [len(ex.seqs) for ex in batch]
@@ -139,7 +119,8 @@ class ListTask:
         start = 0
         for i, (ex, n) in enumerate(zip(batch, counts)):
             rewards[i, :n] = r[start: start + n]
-            scores[i, :n] = torch.tensor([float(ex.rec.scores[j]) for j in self.pick(ex.rec)], device=r.device)
+            scores[i, :n] = torch.tensor([float(ex.rec.scores[j]) for j in ranked_subset(ex.rec.scores, self.cfg.max_list)],
+                                         device=r.device)
             mask[i, :n] = True
             start += n
         return losses.plackett_luce(rewards, scores, mask)
@@ -177,52 +158,32 @@ def train_reward_model(task, cfg: TrainConfig, model_path: str, train_records: l
                        output: str, log=print) -> dict:
     """Train a reward model from `model_path` on records; save it (HF format) in `output`."""
     _check_records(train_records + eval_records, task.record_type, task.name)
-    out, acc, log = start_run(cfg, output, log)  # seeds torch: the new head's initialisation
+    run = Run(cfg, output, log)  # seeds torch: the new head's initialisation
+    acc, log = run.acc, run.log
 
     hf, tok = load_reward_model(model_path, "fp32", cfg.trust_remote_code)
-    if cfg.lora_r > 0:
-        hf = apply_lora_seq_cls(hf, LoraSettings(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout,
-                                                 tuple(cfg.lora_target_modules)))
-    rm = RewardModel(hf).to(acc.device)
+    rm = RewardModel(run.lora(hf, apply_lora_seq_cls)).to(acc.device)
     rm.train()
 
     task.fit(train_records)
     encoder = Encoder(tok, cfg.max_length, cfg.max_prompt_length or None)
-    train_ex, eval_ex = encode_split(train_records, eval_records, task, encoder, log)
+    train_ex, eval_ex = encode_split(train_records, eval_records, task.shape, encoder, log)
     total = total_steps(cfg, len(train_ex), acc.num_processes)
-    engine = Engine(rm, cfg, out, total, accelerator=acc)
+    engine = run.engine(rm, total)
     objective = RewardObjective(task, engine.model, tok.pad_token_id)
 
-    def save_trainable(folder: Path):
-        from safetensors.torch import save_file
-        params = {n: p.detach().cpu().contiguous() for n, p in unwrap(engine.model).named_parameters()
-                  if p.requires_grad}
-        save_file(params, str(folder / "trainable.safetensors"))
-
-    mlog = MetricLog(out, cfg.report_to, acc.is_main_process, to_dict(cfg))
-
-    def restore(ckpt) -> int:
-        from safetensors.torch import load_file
-        unwrap(engine.model).load_state_dict(load_file(str(ckpt / "trainable.safetensors")), strict=False)
-        engine.load_trainer_state(ckpt)
-        return engine.step
-
-    first_eval = resume_or_start(out, cfg, acc, mlog, Engine.newest_checkpoint(out) if cfg.resume else None, restore,
-                                 {"method": task.name, "model": model_path, "train": to_dict(cfg),
-                                  "reward": dataclasses.asdict(task.cfg)}, log)
+    first_eval = run.resume({"method": task.name, "model": model_path, "train": to_dict(cfg),
+                             "reward": dataclasses.asdict(task.cfg)})
     held_out = lambda: evaluate(objective, eval_ex, cfg.batch_size)  # noqa: E731 ({} when nothing is held out)
     if engine.step == 0:
-        first_eval = evaluate_and_log(0, held_out, mlog, log, _fmt)
+        first_eval = evaluate_and_log(0, held_out, run.mlog, log, _fmt)
     last, interrupted = run_steps(engine, train_ex, cfg, total, objective.compute, held_out,
-                                  lambda: engine.save_checkpoint(save_trainable, {}), mlog, log,
-                                  desc=f"train {task.name}", fmt=_fmt)
+                                  run.save_checkpoint, run.mlog, log, desc=f"train {task.name}", fmt=_fmt)
     if interrupted:
-        return {"interrupted": True, "step": engine.step, "checkpoint": str(engine.last_checkpoint)}
-    final_eval = evaluate_and_log(engine.step, held_out, mlog, log, _fmt)
+        return run.interrupted()
+    final_eval = evaluate_and_log(engine.step, held_out, run.mlog, log, _fmt)
     info = {"method": task.name, "base_model": model_path, "max_length": cfg.max_length,
             "max_prompt_length": cfg.max_prompt_length, "score_at": "last real token", **task.info()}
-    if acc.is_main_process:
-        save_reward_model(engine.model, tok, out, info, adapter_only=cfg.save_adapter_only)
     summary = {"method": task.name, "steps": engine.step, "train_examples": len(train_ex),
                "eval_examples": len(eval_ex), "truncated": encoder.report.truncated,
                "dropped": encoder.report.dropped, "skipped_nonfinite": engine.nonfinite_total,
@@ -232,7 +193,5 @@ def train_reward_model(task, cfg: TrainConfig, model_path: str, train_records: l
         summary["heldout_accuracy"] = {"start": start, "end": final_eval["rewards/accuracy"]}
         log(f"held-out accuracy: {'n/a' if start is None else f'{start:.4f}'} at the start, "
             f"{final_eval['rewards/accuracy']:.4f} at the end ({len(eval_ex)} examples)")
-    if acc.is_main_process:
-        (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    acc.wait_for_everyone()
-    return summary
+    return run.finish(summary, lambda: save_reward_model(engine.model, tok, run.out, info,
+                                                         adapter_only=cfg.save_adapter_only))

@@ -31,7 +31,7 @@ def rollout_stats(ro: Rollout) -> dict:
 
 
 @torch.no_grad()
-def evaluate_policy(policy, reference, tokenizer, generator, prompts: list, prompt_ids: list, judge,
+def evaluate_heldout(policy, reference, tokenizer, generator, prompts: list, prompt_ids: list, judge,
                     true_judge, mcfg, seed: int, batch_size: int) -> dict:
     """Sample mcfg.eval_samples completions per held-out prompt and report rollout_stats; with a
     separate evaluation judge (e.g. the bundled task's r*), also `true_reward`."""

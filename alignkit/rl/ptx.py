@@ -44,7 +44,7 @@ def load_demonstrations(path: str, encoder, log=print) -> list:
 def ptx_micro_batches(demos: list, step_index: int, per_step: int, micro_size: int, seed: int) -> list:
     """The step's demonstrations (a seeded pass over the data, a pure function of step_index) in
     micro-batches of micro_size."""
-    from ..train.loop import micro_batch_indices
+    from ..train.steps import micro_batch_indices
     idx = micro_batch_indices(step_index, len(demos), per_step, 1, 0, seed)
     seqs = [demos[i] for i in idx]
     tokens = sum(len(c) for _, c in seqs)
@@ -58,3 +58,26 @@ def ptx_loss(model, mb: PtxMicroBatch, pad_id: int, coef: float, rl_weight: floa
     scale = coef * rl_weight / max(mb.step_tokens, 1)
     return LossOutput(nll * scale, {"ptx_nll": (nll / lp.lengths().clamp(min=1)).detach()},
                       weight=torch.zeros_like(nll))
+
+
+class PtxObjective:
+    """PPO-ptx's demonstration term as an auxiliary objective of the online loop (RLMethod.auxiliary):
+    each optimizer step's micro-batch list gets the step's demonstration micro-batches after the RL
+    ones, and `loss` computes their share of the step's loss."""
+
+    def __init__(self, mcfg, encoder, log=print):
+        from ..errors import ConfigError
+        if not mcfg.ptx_data:
+            raise ConfigError("ppo-ptx needs --ptx-data FILE (demonstrations mixed into each step)")
+        self.mcfg = mcfg
+        self.demos = load_demonstrations(mcfg.ptx_data, encoder, log)
+
+    def micro_batches(self, step_index: int, micro_size: int, seed: int) -> list:
+        return ptx_micro_batches(self.demos, step_index, self.mcfg.ptx_batch_size, micro_size, seed)
+
+    @staticmethod
+    def owns(mb) -> bool:
+        return isinstance(mb, PtxMicroBatch)
+
+    def loss(self, model, mb: PtxMicroBatch, pad_id: int, rl_weight: float) -> LossOutput:
+        return ptx_loss(model, mb, pad_id, self.mcfg.ptx_coef, rl_weight)

@@ -89,3 +89,6 @@ class RLMethod:
     needs_value: bool = False  # a value function V(s_t) is trained with the policy (PPO)
     greedy_baseline: bool = False  # each rollout also decodes every prompt greedily (ReMax)
     min_samples: int = 1  # completions per prompt the estimator needs (RLOO, GRPO: 2)
+    # auxiliary(mcfg, encoder, log): an extra objective mixed into every optimizer step (PPO-ptx's
+    # demonstrations); it owns its micro-batches and computes their loss
+    auxiliary: object = None

@@ -51,8 +51,8 @@ class SeparateValueModel(nn.Module):
         super().__init__()
         from transformers import AutoModel
         from ..errors import ModelLoadError
-        from ..models.loading import _check_folder
-        _check_folder(path)
+        from ..models.loading import check_model_folder
+        check_model_folder(path)
         try:
             self.body = AutoModel.from_pretrained(path, dtype=torch.float32, use_safetensors=True,
                                                   trust_remote_code=trust_remote_code)

@@ -1,6 +1,6 @@
 """The offline loop: a fixed feedback dataset -> batches -> one forward -> the method's loss.
 
-Nothing here branches on a method's name: the loss's `LossSpec` says which feedback shape it eats
+Nothing here branches on a method's name: the method's declaration (alignkit/method.py) says which feedback shape it eats
 (so which sequences an example contributes), whether it needs reference log-probs (cached once),
 full logits (reference run live), mismatched pairs, a value head, or a running state.
 """
@@ -14,15 +14,16 @@ import torch
 
 from ..config import to_dict
 from ..errors import AlignkitError
-from ..losses.base import LossOutput, LossSpec
-from ..models.loading import LoraSettings, apply_lora, load_causal_lm, load_tokenizer, save_model, unwrap
+from ..losses.base import LossOutput
+from ..method import Method
+from ..models.loading import load_causal_lm, load_tokenizer, save_model, unwrap
 from . import refcache
 from .config import TrainConfig
-from .engine import Engine, MetricLog
 from .forward import collate, sequence_logps
-from .loop import evaluate_and_log, resume_or_start, run_steps, start_run, total_steps
+from .run import Job, Run, load_split
 from .shapes import shape_for
 from .sharding import is_fsdp
+from .steps import evaluate_and_log, run_steps, total_steps
 from .zero import whole_model_loading
 
 
@@ -58,7 +59,7 @@ def encode_split(train_records: list, eval_records: list, shape, encoder, log=pr
 class OfflineObjective:
     """compute(examples) -> LossOutput for one micro-batch, for any registered loss."""
 
-    def __init__(self, spec: LossSpec, loss_cfg, shape, model, pad_id: int, ref_cache: dict | None,
+    def __init__(self, spec: Method, loss_cfg, shape, model, pad_id: int, ref_cache: dict | None,
                  live_ref=None, value_head=None):
         self.spec, self.loss_cfg, self.shape = spec, loss_cfg, shape
         self.model, self.pad_id = model, pad_id
@@ -84,11 +85,11 @@ class OfflineObjective:
         if self.value_head is not None:
             per = len(batch[0].seqs)
             extra["value"] = self.value_head(hidden[0::per].float()).squeeze(-1)  # (B,) V(x)
-        inp = self.shape.build(self.spec, policy, self._ref(batch, sb), [ex.rec for ex in batch], extra)
+        inp = self.shape.build(policy, self._ref(batch, sb), [ex.rec for ex in batch], extra)
         if self.spec.stateful:
-            out = self.spec.fn(inp, self.loss_cfg, self.state if state is None else state)
+            out = self.spec.loss(inp, self.loss_cfg, self.state if state is None else state)
         else:
-            out = self.spec.fn(inp, self.loss_cfg)
+            out = self.spec.loss(inp, self.loss_cfg)
         out.metrics = {**self.shape.data_metrics(policy, len(batch)), **out.metrics}
         return out
 
@@ -119,20 +120,59 @@ def evaluate(objective: OfflineObjective, examples: list, bs: int) -> dict:
     return res
 
 
-def train_offline(spec: LossSpec, loss_cfg, cfg: TrainConfig, model_path: str, train_records: list,
+def run_offline(job: Job) -> dict:
+    """The flow of every registered loss: read and split the data, then the offline loop."""
+    train, ev = load_split(job.data, job.cfg, job.method.feedback, job.log)
+    return train_offline(job.method, job.method_cfg, job.cfg, job.model, train, ev, job.output, job.log)
+
+
+def reference_logps(spec: Method, cfg: TrainConfig, run: Run, model, model_path: str, tok, train_ex: list,
+                    eval_ex: list, resumed: bool) -> tuple:
+    """-> (cached reference log-probs or None, a live reference model or None)."""
+    acc = run.acc
+    if not spec.reference:
+        return None, None
+    if spec.needs_logits:  # full-vocabulary reference logits: run the reference live
+        with whole_model_loading(acc):
+            return None, (model if (cfg.lora_r > 0 and not cfg.ref) else load_causal_lm(
+                cfg.ref or model_path, "fp32", cfg.trust_remote_code).to(acc.device).eval())
+    from tqdm.auto import tqdm
+    ref_id = f"{cfg.ref or model_path}|lora={cfg.lora_r > 0}|{cfg.max_length}|{cfg.max_prompt_length}"
+    all_ex = train_ex + eval_ex
+    key = refcache.data_key(all_ex, ref_id)
+    path = run.out / "ref_logps.safetensors"
+    ref_cache = refcache.load_cache(path, key) if cfg.ref_cache == "disk" else None
+    if ref_cache is None:
+        # no --ref and no resume: the policy before its first step is the reference itself
+        fresh = (cfg.ref or resumed) and not (cfg.lora_r > 0 and not cfg.ref)
+        with whole_model_loading(acc):
+            ref_model = load_causal_lm(cfg.ref or model_path, "fp32", cfg.trust_remote_code).to(
+                acc.device) if fresh else model
+        bar = tqdm(total=sum(len(e.seqs) for e in all_ex), desc="reference log-probs",
+                   disable=not (cfg.progress and acc.is_main_process), leave=False)
+        ref_cache = refcache.compute_ref_logps(ref_model, train_ex, tok.pad_token_id, progress=bar)
+        if eval_ex:  # in evaluate()'s batches: the same float rounding as the policy's pass, so at
+            # step 0 (policy == reference) every held-out margin is exactly 0, accuracy exactly 0.5
+            ref_cache.update(refcache.compute_ref_logps(ref_model, eval_ex, tok.pad_token_id,
+                                                        cfg.batch_size * len(eval_ex[0].seqs), bar))
+        bar.close()
+        del ref_model
+        if cfg.ref_cache == "disk" and acc.is_main_process:
+            refcache.save_cache(ref_cache, path, key)
+    return ref_cache, None
+
+
+def train_offline(spec: Method, loss_cfg, cfg: TrainConfig, model_path: str, train_records: list,
                   eval_records: list, output: str, log=print) -> dict:
     """Train `model_path` with `spec`'s loss on records; save an HF model in `output`."""
-    from tqdm.auto import tqdm
     from ..data.tokenize import Encoder
 
-    out, acc, log = start_run(cfg, output, log, fsdp_ok=True)
-
+    run = Run(cfg, output, log, fsdp_ok=True)
+    acc, log = run.acc, run.log
     with whole_model_loading(acc):  # ZeRO-3 partitions it in prepare, not at load
         model = load_causal_lm(model_path, "fp32", cfg.trust_remote_code)  # checks the folder first
     tok = load_tokenizer(model_path, cfg.trust_remote_code)
-    if cfg.lora_r > 0:
-        model = apply_lora(model, LoraSettings(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout,
-                                               tuple(cfg.lora_target_modules)))
+    model = run.lora(model)
     if not is_fsdp(acc):  # FSDP moves each process's shards to its device itself: no whole copy there
         model.to(acc.device)
     model.train()
@@ -151,79 +191,37 @@ def train_offline(spec: LossSpec, loss_cfg, cfg: TrainConfig, model_path: str, t
         value_head = torch.nn.Linear(unwrap(model).config.hidden_size, 1).to(acc.device)
         torch.nn.init.zeros_(value_head.weight)
         torch.nn.init.zeros_(value_head.bias)
-    engine = Engine(model, cfg, out, total, extra_params=list(value_head.parameters()) if value_head else [],
-                    accelerator=acc)
+    engine = run.engine(model, total, extra_params=value_head.parameters() if value_head else ())
     model = engine.model
 
-    # --- reference log-probs --------------------------------------------------------------------
-    resume_ckpt = Engine.newest_checkpoint(out) if cfg.resume else None
-    ref_cache, live_ref = None, None
-    if spec.reference:
-        ref_id = f"{cfg.ref or model_path}|lora={cfg.lora_r > 0}|{cfg.max_length}|{cfg.max_prompt_length}"
-        all_ex = train_ex + eval_ex
-        if spec.needs_logits:  # full-vocabulary reference logits: run the reference live
-            with whole_model_loading(acc):
-                live_ref = model if (cfg.lora_r > 0 and not cfg.ref) else load_causal_lm(
-                    cfg.ref or model_path, "fp32", cfg.trust_remote_code).to(acc.device).eval()
-        else:
-            key = refcache.data_key(all_ex, ref_id)
-            path = out / "ref_logps.safetensors"
-            ref_cache = refcache.load_cache(path, key) if cfg.ref_cache == "disk" else None
-            if ref_cache is None:
-                # no --ref and no resume: the policy before its first step is the reference itself
-                fresh = (cfg.ref or resume_ckpt is not None) and not (cfg.lora_r > 0 and not cfg.ref)
-                with whole_model_loading(acc):
-                    ref_model = load_causal_lm(cfg.ref or model_path, "fp32", cfg.trust_remote_code).to(
-                        acc.device) if fresh else model
-                bar = tqdm(total=sum(len(e.seqs) for e in all_ex), desc="reference log-probs",
-                           disable=not (cfg.progress and acc.is_main_process), leave=False)
-                ref_cache = refcache.compute_ref_logps(ref_model, train_ex, tok.pad_token_id, progress=bar)
-                if eval_ex:  # in evaluate()'s batches: the same float rounding as the policy's pass, so at
-                    # step 0 (policy == reference) every held-out margin is exactly 0, accuracy exactly 0.5
-                    ref_cache.update(refcache.compute_ref_logps(ref_model, eval_ex, tok.pad_token_id,
-                                                                cfg.batch_size * len(eval_ex[0].seqs), bar))
-                bar.close()
-                del ref_model
-                if cfg.ref_cache == "disk" and acc.is_main_process:
-                    refcache.save_cache(ref_cache, path, key)
-
+    resume_ckpt = run.newest_checkpoint()
+    ref_cache, live_ref = reference_logps(spec, cfg, run, model, model_path, tok, train_ex, eval_ex,
+                                          resume_ckpt is not None)
     objective = OfflineObjective(spec, loss_cfg, shape, model, tok.pad_token_id, ref_cache, live_ref, value_head)
 
-    def save_checkpoint():
-        from safetensors.torch import save_file
-        params = engine.trainable_state()  # whole tensors on the main process (gathered under FSDP)
-        engine.save_checkpoint(lambda folder: save_file(params, str(folder / "trainable.safetensors")),
-                               {"loss_state": objective.state})
-
-    mlog = MetricLog(out, cfg.report_to, acc.is_main_process, to_dict(cfg))
-
-    def restore(ckpt) -> int:
-        from safetensors.torch import load_file
-        engine.load_trainable_state(load_file(str(ckpt / "trainable.safetensors")))
-        objective.state = engine.load_trainer_state(ckpt).get("loss_state", {})
+    def restore(state: dict) -> int:
+        objective.state = state.get("loss_state", {})
         return engine.step
 
-    first_eval = resume_or_start(out, cfg, acc, mlog, resume_ckpt, restore, {
-        "method": spec.name, "model": model_path, "train": to_dict(cfg), "loss": dataclasses.asdict(loss_cfg)}, log)
+    first_eval = run.resume({"method": spec.name, "model": model_path, "train": to_dict(cfg),
+                             "loss": dataclasses.asdict(loss_cfg)}, restore, checkpoint=resume_ckpt)
     held_out = lambda: evaluate(objective, eval_ex, cfg.batch_size)  # noqa: E731 ({} when nothing is held out)
     if engine.step == 0:
-        first_eval = evaluate_and_log(0, held_out, mlog, log)
-    last, interrupted = run_steps(engine, train_ex, cfg, total, objective.compute, held_out, save_checkpoint, mlog,
+        first_eval = evaluate_and_log(0, held_out, run.mlog, log)
+    last, interrupted = run_steps(engine, train_ex, cfg, total, objective.compute, held_out,
+                                  lambda: run.save_checkpoint({"loss_state": objective.state}), run.mlog,
                                   log, desc=f"train {spec.name}")
     if interrupted:
-        return {"interrupted": True, "step": engine.step, "checkpoint": str(engine.last_checkpoint)}
-    final_eval = evaluate_and_log(engine.step, held_out, mlog, log)
+        return run.interrupted()
+    final_eval = evaluate_and_log(engine.step, held_out, run.mlog, log)
     full = engine.full_model_state()  # under FSDP: gathered whole (every process takes part)
-    if acc.is_main_process:
-        save_model(model, tok, out, adapter_only=cfg.save_adapter_only, state_dict=full)
+
+    def save():
+        save_model(model, tok, run.out, adapter_only=cfg.save_adapter_only, state_dict=full)
         if value_head is not None:
             from safetensors.torch import save_file
-            save_file({k: v.cpu() for k, v in value_head.state_dict().items()}, str(out / "value_head.safetensors"))
-    summary = {"method": spec.name, "steps": engine.step, "train_examples": len(train_ex),
-               "eval_examples": len(eval_ex), "truncated": encoder.report.truncated,
-               "dropped": encoder.report.dropped, "skipped_nonfinite": engine.nonfinite_total,
-               "eval_start": first_eval, "eval_end": final_eval, "train_last": last}
-    if acc.is_main_process:
-        (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    acc.wait_for_everyone()
-    return summary
+            save_file({k: v.cpu() for k, v in value_head.state_dict().items()}, str(run.out / "value_head.safetensors"))
+    return run.finish({"method": spec.name, "steps": engine.step, "train_examples": len(train_ex),
+                       "eval_examples": len(eval_ex), "truncated": encoder.report.truncated,
+                       "dropped": encoder.report.dropped, "skipped_nonfinite": engine.nonfinite_total,
+                       "eval_start": first_eval, "eval_end": final_eval, "train_last": last}, save)

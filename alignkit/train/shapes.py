@@ -14,7 +14,6 @@ from ..losses.base import (BinaryInput, DemoInput, ListwiseInput, Logps, Pairwis
 
 class Shape:
     feedback = ""
-    record_type = None
     # which of an example's sequences get their log-prob and length logged, under what name
     logged: dict = {0: ""}
 
@@ -35,7 +34,8 @@ class Shape:
         """[(prompt, completion), ...] for example `idx` of `data`."""
         raise NotImplementedError
 
-    def build(self, spec, policy: Logps, ref: Logps | None, recs: list, extra: dict):
+    def build(self, policy: Logps, ref: Logps | None, recs: list, extra: dict):
+        """The loss input of a micro-batch: its sequences' log-probs laid out for the loss."""
         raise NotImplementedError
 
     def prepare(self, records: list, model, tokenizer, seed: int) -> list:
@@ -45,33 +45,30 @@ class Shape:
 
 class DemoShape(Shape):
     feedback = "demonstration"
-    record_type = R.Demonstration
 
     def sequences(self, rec, idx, data):
         return [(rec.prompt, rec.completion)]
 
-    def build(self, spec, policy, ref, recs, extra):
+    def build(self, policy, ref, recs, extra):
         return DemoInput(policy, ref, value=extra.get("value"))
 
 
 class ScoredShape(DemoShape):
     feedback = "scored"
-    record_type = R.Scored
 
-    def build(self, spec, policy, ref, recs, extra):
+    def build(self, policy, ref, recs, extra):
         score = torch.tensor([r.score for r in recs], dtype=policy.tokens.dtype)
         return DemoInput(policy, ref, score=score, value=extra.get("value"))
 
 
 class PairShape(Shape):
     feedback = "pairwise"
-    record_type = R.Pairwise
     logged = {0: "chosen", 1: "rejected"}
 
     def sequences(self, rec, idx, data):
         return [(rec.prompt, rec.chosen), (rec.prompt, rec.rejected)]
 
-    def build(self, spec, policy, ref, recs, extra):
+    def build(self, policy, ref, recs, extra):
         margin = torch.tensor([r.margin for r in recs], dtype=policy.tokens.dtype)
         return PairwiseInput(policy[0::2], policy[1::2],
                              None if ref is None else ref[0::2], None if ref is None else ref[1::2],
@@ -82,7 +79,6 @@ class BinaryShape(Shape):
     """With `needs_mismatch`, each example also contributes (its prompt, the next example's
     completion) in dataset order: KTO's mismatched pairs, fixed so their reference log-probs cache."""
     feedback = "binary"
-    record_type = R.Binary
 
     def sequences(self, rec, idx, data):
         seqs = [(rec.prompt, rec.completion)]
@@ -94,7 +90,7 @@ class BinaryShape(Shape):
     def __init__(self, mismatch: bool = False):
         self.mismatch = mismatch
 
-    def build(self, spec, policy, ref, recs, extra):
+    def build(self, policy, ref, recs, extra):
         desirable = torch.tensor([bool(r.label) for r in recs])
         score = torch.tensor([getattr(r, "score", 1.0 if r.label else -1.0) for r in recs],
                              dtype=policy.tokens.dtype)
@@ -110,15 +106,13 @@ class NegativeShape(Shape):
     """Negative-only feedback (unlearning, harmful answers): each example is (prompt, a response to
     avoid). Reads demonstrations (the completion is the negative), thumbs-down binary records, or
     pairwise records (the rejected side). With `num_samples` K > 0 (D2O) the shape also draws K
-    self-samples per prompt from the initial model once, before training, so that their reference
+    self-samples per prompt (the method's `shape_options`) from the initial model once, before training, so that their reference
     log-probs cache; the loss then sees a (B, K+1) list whose column 0 is the negative."""
     feedback = "negative"
     logged = {0: "negative"}
 
-    def __init__(self, loss_cfg):
-        self.k = int(getattr(loss_cfg, "num_samples", 0) or 0)
-        self.max_tokens = int(getattr(loss_cfg, "sample_max_tokens", 64))
-        self.temperature = float(getattr(loss_cfg, "sample_temperature", 1.0))
+    def __init__(self, num_samples: int = 0, max_tokens: int = 64, temperature: float = 1.0):
+        self.k, self.max_tokens, self.temperature = num_samples, max_tokens, temperature
         self.samples: dict = {}
 
     @staticmethod
@@ -149,58 +143,60 @@ class NegativeShape(Shape):
             seqs += [(rec.prompt, s) for s in self.samples[repr(rec.prompt)]]
         return seqs
 
-    def build(self, spec, policy, ref, recs, extra):
+    def build(self, policy, ref, recs, extra):
         if self.k == 0:
             return DemoInput(policy, ref)
         scores = torch.zeros(len(recs), self.k + 1, dtype=policy.tokens.dtype)  # layout only
         return ListwiseInput(policy, scores, ref)
 
 
+def ranked_subset(scores, k: int) -> list:
+    """Indices of k responses, best first: the best, the worst and evenly spaced ranks between
+    (all of them, best first, when k is 0 or the list is no longer)."""
+    n = len(scores)
+    order = sorted(range(n), key=lambda i: -scores[i])
+    if k <= 0 or n <= k:
+        return order
+    if k == 1:
+        return order[:1]
+    return [order[round(j * (n - 1) / (k - 1))] for j in range(k)]
+
+
 class ListShape(Shape):
     """All lists of a run are cut to the same K (the shortest list's length), keeping the best, the
     worst and evenly spaced ranks between, so that a batch is a (B, K) grid."""
     feedback = "listwise"
-    record_type = R.Listwise
 
     def __init__(self, k: int):
-        self.k = k
-        self.logged = {0: "best", k - 1: "worst"}
+        self.k = k  # responses kept per list; 0 = all (lists of different lengths, e.g. reward models)
+        self.logged = {0: "best", k - 1: "worst"} if k > 0 else {0: "best"}
 
     def _pick(self, rec):
-        n = len(rec.completions)
-        order = sorted(range(n), key=lambda i: -rec.scores[i])
-        if n == self.k:
-            return order
-        idx = [round(j * (n - 1) / (self.k - 1)) for j in range(self.k)]
-        return [order[i] for i in idx]
+        return ranked_subset(rec.scores, self.k)
 
     def sequences(self, rec, idx, data):
         return [(rec.prompt, rec.completions[i]) for i in self._pick(rec)]
 
-    def build(self, spec, policy, ref, recs, extra):
+    def build(self, policy, ref, recs, extra):
         scores = torch.tensor([[float(r.scores[i]) for i in self._pick(r)] for r in recs],
                               dtype=policy.tokens.dtype)  # (B, K)
         return ListwiseInput(policy, scores, ref)
 
 
-def shape_for(spec, data: list, loss_cfg=None) -> Shape:
-    fb = spec.feedback
+def shape_for(method, data: list, loss_cfg=None) -> Shape:
+    """The feedback shape of `method`'s loss, with the options the method declares for it."""
+    fb = method.feedback
+    opts = method.shape_options(loss_cfg) if method.shape_options else {}
     if fb == "negative":
-        return NegativeShape(loss_cfg)
+        return NegativeShape(**opts)
     if fb == "demonstration":
         return DemoShape()
     if fb == "scored":
         return ScoredShape()
     if fb == "pairwise":
         return PairShape()
-    if fb in ("binary",):
-        return BinaryShape(mismatch=spec.needs_mismatch)
+    if fb == "binary":
+        return BinaryShape(mismatch=method.needs_mismatch)
     if fb == "listwise":
         return ListShape(k=min(len(r.completions) for r in data))
-    if fb in SHAPES:
-        return SHAPES[fb](spec, data)
-    raise ValueError(f"no shape adapter for feedback {fb!r}")
-
-
-# Extra shapes registered by other modules (e.g. negative-only feedback): name -> factory(spec, data).
-SHAPES: dict = {}
+    raise ValueError(f"no shape for feedback {fb!r}")

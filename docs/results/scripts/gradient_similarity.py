@@ -9,7 +9,7 @@ from alignkit.data.tokenize import Encoder
 from alignkit.models.loading import load_causal_lm, load_tokenizer
 from alignkit.train.forward import collate, sequence_logps
 torch.set_num_threads(2)
-SFT = "/root/.cache/alignkit/world/6e9c114b4b4d/sft"
+SFT = "/root/.cache/alignkit/synthetic/6e9c114b4b4d/sft"
 m = load_causal_lm(SFT); tok = load_tokenizer(SFT); enc = Encoder(tok, 128)
 recs, _ = read_records(sys.argv[1])
 recs = recs[:64]

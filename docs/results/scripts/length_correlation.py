@@ -10,7 +10,7 @@ from alignkit.data.tokenize import Encoder
 from alignkit.models.loading import load_causal_lm, load_tokenizer
 from alignkit.train.forward import collate, sequence_logps
 
-SFT = "/root/.cache/alignkit/world/6e9c114b4b4d/sft"
+SFT = "/root/.cache/alignkit/synthetic/6e9c114b4b4d/sft"
 root = Path(sys.argv[1])
 
 @torch.no_grad()

@@ -80,7 +80,7 @@ def build_base(cfg: WorldConfig = WorldConfig(), cache_dir: str | None = None, f
                log=print) -> Path:
     """The SFT'd base model folder: reused from the cache when present, else built (minutes)."""
     from ..models.tiny import TinyLlamaConfig, build_tiny_llama, train_tokenizer
-    from ..train.api import run_train
+    from ..registry import run_train
 
     final = base_dir(cfg, cache_dir)
     if (final / "sft" / "config.json").is_file() and not force:

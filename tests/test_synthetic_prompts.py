@@ -1,8 +1,8 @@
 """The bundled task's prompt generator: determinism, balance, the fixed held-out split, parsing."""
 from collections import Counter
 
-from alignkit.world import corpus
-from alignkit.world.prompts import FAMILIES, as_chat, is_heldout, parse_prompt, sample_prompts, universe
+from alignkit.synthetic import corpus
+from alignkit.synthetic.prompts import FAMILIES, as_chat, is_heldout, parse_prompt, sample_prompts, universe
 
 
 def test_same_seed_same_prompts_and_other_seed_other_prompts():

@@ -1,5 +1,7 @@
 """The step loop that every offline trainer shares (preference losses, SFT, reward models).
 
+The run around it (start, load, engine, resume, save) is alignkit/train/run.py.
+
 A trainer builds its examples, its `Engine` and an objective (`compute(micro_batch) -> LossOutput`);
 `run_steps` then drives optimizer steps over seeded micro-batches until `total`, logging, evaluating
 and checkpointing on the run config's schedule, and stopping cleanly on SIGINT/SIGTERM. It returns
@@ -7,12 +9,9 @@ the last step's metrics and whether the run was interrupted; the trainer saves i
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Callable
 
 import torch
-import yaml
 
 
 def micro_batch_indices(m: int, n: int, bs: int, world: int, rank: int, seed: int) -> list:
@@ -24,68 +23,6 @@ def micro_batch_indices(m: int, n: int, bs: int, world: int, rank: int, seed: in
     perm = torch.randperm(n, generator=g).tolist()
     start = pos * bs * world + rank * bs
     return [perm[(start + j) % n] for j in range(bs)]
-
-
-def _silent(*args, **kwargs):
-    """The log of processes other than the main one."""
-
-
-def start_run(cfg, output: str, log=print, fsdp_ok: bool = False) -> tuple:
-    """The common start of a training run -> (output folder, accelerator, log).
-
-    Refuses to overwrite an earlier run's checkpoints unless resuming (a fresh run would delete its
-    metrics and rotate its checkpoints away), makes the accelerator, silences the log of processes
-    other than the main one, applies the thread count and seeds torch."""
-    from ..errors import ConfigError
-    from .engine import Engine, make_accelerator
-    out = Path(output)
-    if not cfg.resume and Engine.newest_checkpoint(out) is not None:
-        raise ConfigError(f"{out} holds checkpoints of an earlier run ({Engine.newest_checkpoint(out).name}); "
-                          "pass --resume to continue it, or choose another --output")
-    acc = make_accelerator("bf16" if cfg.dtype == "bf16" else "no", fsdp_ok=fsdp_ok, lora=cfg.lora_r > 0)
-    if not acc.is_main_process:
-        log = _silent
-    out.mkdir(parents=True, exist_ok=True)
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
-    torch.manual_seed(cfg.seed)
-    return out, acc, log
-
-
-def logged_eval(out: Path, step: int) -> dict:
-    """The eval row of `step` in out/metrics.jsonl ({} when there is none): a resumed run keeps the
-    step-0 evaluation it logged before it was interrupted."""
-    f = out / "metrics.jsonl"
-    if f.is_file():
-        for line in f.read_text().splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if row.get("step") == step and row.get("split") == "eval":
-                return {k: v for k, v in row.items() if k not in ("step", "split", "time")}
-    return {}
-
-
-def resume_or_start(out: Path, cfg, acc, mlog, resume_ckpt, restore: Callable, run_config: dict,
-                    log=print, unit: str = "step") -> dict:
-    """The run's history: with a checkpoint, restore(ckpt) -> step (or RL iteration, `unit`) loads its
-    weights and trainer state and the metrics log is cut back to it; without one, a fresh metrics log.
-    Writes config.yaml (`run_config`). Returns the evaluation a resumed run logged at 0 ({} if fresh)."""
-    first_eval = {}
-    if resume_ckpt is not None:
-        step = restore(resume_ckpt)
-        mlog.truncate_after(step)
-        log(f"resumed from {resume_ckpt} at {unit} {step}")
-        first_eval = logged_eval(out, 0)
-    else:
-        if cfg.resume:
-            log(f"--resume: no checkpoint in {out / 'checkpoints'}; starting from the beginning")
-        if acc.is_main_process:
-            (out / "metrics.jsonl").unlink(missing_ok=True)
-    if acc.is_main_process:
-        (out / "config.yaml").write_text(yaml.safe_dump(run_config, sort_keys=False))
-    return first_eval
 
 
 def total_steps(cfg, n_examples: int, world: int) -> int:

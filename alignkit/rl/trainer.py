@@ -14,7 +14,6 @@ metrics.jsonl per iteration (`step` = iteration); a reward-vs-KL plot beside it 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import random
 import time
@@ -24,14 +23,14 @@ from pathlib import Path
 import torch
 
 from ..config import to_dict
+from ..data.sources import default_prompt_source
 from ..errors import ConfigError
-from ..models.loading import LoraSettings, apply_lora, load_causal_lm, load_tokenizer, save_model, unwrap
+from ..models.loading import load_causal_lm, load_tokenizer, save_model, unwrap
 from ..train.config import TrainConfig
-from ..train.engine import Engine, MetricLog
 from ..train.forward import collate
-from ..train.loop import evaluate_and_log, micro_batch_indices, resume_or_start, start_run
-from . import ptx
-from .evaluate import evaluate_policy, rollout_stats
+from ..train.run import Job, Run
+from ..train.steps import evaluate_and_log, micro_batch_indices
+from .evaluate import evaluate_heldout, rollout_stats
 from .forward import token_forward
 from .judges import judge_for
 from .kl import ESTIMATORS, sequence_kl
@@ -47,21 +46,17 @@ class RLMicroBatch:
     rows: list  # rollout row indices
 
 
-BUNDLED_TRAIN_PROMPTS = 1000  # training-split prompts of the bundled task when no --data is given
-
-
 def read_prompt_data(data, cfg: TrainConfig, mcfg, log) -> tuple:
     """-> (train prompts, eval prompts). data: a path (any file with a `prompt` field, or any
-    feedback file), a list of prompts or records, or None for the bundled task (its training-split
-    prompts, and held-out prompts for evaluation; alignkit/world/prompts.py)."""
+    feedback file), a list of prompts or records, or None: the registered default prompt source (a
+    task plug-in's training-split prompts, and held-out prompts for evaluation)."""
     from ..data.prompts import read_prompts
     if data is None:
-        from ..world.prompts import as_chat, sample_prompts
-        n = mcfg.max_prompts or BUNDLED_TRAIN_PROMPTS
+        source = default_prompt_source()
+        n = mcfg.max_prompts or source.default_train_prompts
         n_eval = max(1, round(cfg.eval_fraction * n)) if cfg.eval_fraction > 0 else 0
-        train = [as_chat(p.text) for p in sample_prompts(n, "train", cfg.seed)]
-        held = [as_chat(p.text) for p in sample_prompts(n_eval, "heldout", cfg.seed)] if n_eval else []
-        log(f"prompts: the bundled task, {len(train)} for training, {len(held)} held out")
+        train, held = source.prompts(n, n_eval, cfg.seed)
+        log(f"prompts: {source.description}, {len(train)} for training, {len(held)} held out")
         return train, held
     if isinstance(data, (str, Path)):
         prompts = read_prompts(str(data))
@@ -95,19 +90,19 @@ def _check(method: RLMethod, mcfg):
 
 
 class RLObjective:
-    """compute(micro-batch) -> LossOutput for the engine: RL rows of the current rollout, or
-    demonstration rows (PPO-ptx), which run after the step's RL rows."""
+    """compute(micro-batch) -> LossOutput for the engine: RL rows of the current rollout, or the
+    micro-batches of the method's auxiliary objective (PPO-ptx), which run after the step's RL rows."""
 
-    def __init__(self, method, mcfg, model, value_fn, pad_id, kl_ctl):
+    def __init__(self, method, mcfg, model, value_fn, pad_id, kl_ctl, auxiliary=None):
         self.method, self.mcfg, self.model, self.value_fn = method, mcfg, model, value_fn
-        self.pad_id, self.kl_ctl = pad_id, kl_ctl
+        self.pad_id, self.kl_ctl, self.auxiliary = pad_id, kl_ctl, auxiliary
         self.rollout: Rollout | None = None
         self.adv: Advantages | None = None
         self.step_weight = 0.0  # RL weight seen so far in the current optimizer step
 
     def compute(self, mb):
-        if isinstance(mb, ptx.PtxMicroBatch):
-            return ptx.ptx_loss(self.model, mb, self.pad_id, self.mcfg.ptx_coef, self.step_weight)
+        if self.auxiliary is not None and self.auxiliary.owns(mb):
+            return self.auxiliary.loss(self.model, mb, self.pad_id, self.step_weight)
         ro, adv = self.rollout, self.adv
         device = next(self.model.parameters()).device
         shared = self.value_fn is not None and self.value_fn.uses_policy_hidden
@@ -139,20 +134,19 @@ def train_rl(method: RLMethod, cfg: TrainConfig, mcfg, model_path: str, data, ou
     in `output`. `judge` (a Judge) overrides mcfg.reward (the Python API's way to pass any scorer)."""
     from ..data.tokenize import Encoder
     _check(method, mcfg)
-    out, acc, log = start_run(cfg, output, log)
+    run = Run(cfg, output, log)
+    acc, log, out = run.acc, run.log, run.out
     judge = judge_for(judge if judge is not None else mcfg.reward)
-    # on the bundled task, evaluation also reports the ground truth r* unless told otherwise
-    eval_spec = mcfg.eval_reward or ("truth" if data is None else "")
+    # on a plug-in's default prompts, evaluation also reports its ground truth (the bundled task's r*)
+    eval_spec = mcfg.eval_reward or (default_prompt_source().eval_judge if data is None else "")
     true_judge = judge_for(eval_spec) if eval_spec else None
     train_prompts, eval_prompts = read_prompt_data(data, cfg, mcfg, log)
 
     model = load_causal_lm(model_path, "fp32", cfg.trust_remote_code)
     tok = load_tokenizer(model_path, cfg.trust_remote_code)
-    if cfg.lora_r > 0:
-        model = apply_lora(model, LoraSettings(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout,
-                                               tuple(cfg.lora_target_modules)))
+    model = run.lora(model)
     model.to(acc.device)
-    model.eval()  # dropout off for the whole run (methods.md 2.1 pitfalls); gradients still flow
+    model.eval()  # dropout off for the whole run (it biases the log-prob ratios; Huang et al. 2024, arXiv 2403.17031); gradients still flow
     encoder = Encoder(tok, cfg.max_length, cfg.max_prompt_length or None)
     budget = max(1, cfg.max_length - mcfg.max_new_tokens)
 
@@ -176,44 +170,33 @@ def train_rl(method: RLMethod, cfg: TrainConfig, mcfg, model_path: str, data, ou
               else FixedKLController(mcfg.kl_coef))
     if reference is None:
         kl_ctl = FixedKLController(0.0)
-    demos = ptx.load_demonstrations(mcfg.ptx_data, encoder, log) if getattr(mcfg, "ptx_coef", 0) > 0 else None
+    auxiliary = method.auxiliary(mcfg, encoder, log) if method.auxiliary else None
 
     world, rank = acc.num_processes, acc.process_index
     per_iter = mcfg.ppo_epochs * mcfg.num_minibatches
     iterations = mcfg.iterations or cfg.max_steps or max(
         1, math.ceil(cfg.epochs * len(train_prompts) / (mcfg.prompts_per_step * world)))
-    engine = Engine(model, cfg, out, iterations * per_iter,
-                    extra_params=list(value_fn.parameters()) if value_fn is not None else [], accelerator=acc)
+    engine = run.engine(model, iterations * per_iter, extra_params=value_fn.parameters() if value_fn is not None else ())
     model = engine.model
+    mlog = run.mlog
     generator = make_generator(mcfg.generator, model, tok, model_path)
-    objective = RLObjective(method, mcfg, model, value_fn, tok.pad_token_id, kl_ctl)
+    objective = RLObjective(method, mcfg, model, value_fn, tok.pad_token_id, kl_ctl, auxiliary)
     est_state: dict = {}
-
-    def save_trainable(folder: Path):
-        from safetensors.torch import save_file
-        params = {n: p.detach().cpu().contiguous() for n, p in unwrap(model).named_parameters() if p.requires_grad}
-        save_file(params, str(folder / "trainable.safetensors"))
-
-    mlog = MetricLog(out, cfg.report_to, acc.is_main_process, to_dict(cfg))
     iteration, samples = 0, 0
 
-    def restore(ckpt) -> int:
+    def restore(state: dict) -> int:
         nonlocal iteration, samples, est_state
-        from safetensors.torch import load_file
-        unwrap(model).load_state_dict(load_file(str(ckpt / "trainable.safetensors")), strict=False)
-        state = engine.load_trainer_state(ckpt)
         iteration, samples = state["iteration"], state["samples"]
         kl_ctl.load_state_dict(state["kl"])
         est_state = state["estimator_state"]
         return iteration
 
-    logged_start = resume_or_start(out, cfg, acc, mlog, Engine.newest_checkpoint(out) if cfg.resume else None, restore,
-                                   {"method": method.name, "model": model_path, "train": to_dict(cfg),
-                                    "rl": dataclasses.asdict(mcfg)}, log, unit="iteration")
+    logged_start = run.resume({"method": method.name, "model": model_path, "train": to_dict(cfg),
+                               "rl": dataclasses.asdict(mcfg)}, restore, unit="iteration")
 
     def evaluate():
         generator.sync(model)
-        return evaluate_policy(model, reference, tok, generator, eval_prompts, eval_ids, judge, true_judge,
+        return evaluate_heldout(model, reference, tok, generator, eval_prompts, eval_ids, judge, true_judge,
                                mcfg, cfg.seed + 99991, cfg.batch_size)
 
     eval_start = logged_start
@@ -246,8 +229,8 @@ def train_rl(method: RLMethod, cfg: TrainConfig, mcfg, model_path: str, data, ou
                 # the step's gradient is normalised over all its rows, whatever their split
                 mini = sorted(mini)
                 micro = [RLMicroBatch(mini[i: i + cfg.batch_size]) for i in range(0, len(mini), cfg.batch_size)]
-                if demos is not None:
-                    micro += ptx.ptx_micro_batches(demos, engine.step, mcfg.ptx_batch_size, cfg.batch_size, cfg.seed)
+                if auxiliary is not None:
+                    micro += auxiliary.micro_batches(engine.step, cfg.batch_size, cfg.seed)
                 objective.step_weight = 0.0
                 step_rows.append(engine.optimizer_step(micro, objective.compute))
         kl_ctl.update(row.get(f"kl_{mcfg.kl_estimator}", row.get("kl", 0.0)), len(ro) * world)
@@ -259,27 +242,26 @@ def train_rl(method: RLMethod, cfg: TrainConfig, mcfg, model_path: str, data, ou
         if cfg.eval_every and iteration % cfg.eval_every == 0 and iteration < iterations and eval_prompts:
             evaluate_and_log(iteration, evaluate, mlog, log, _fmt, unit="iteration")
         if (cfg.save_every and iteration % cfg.save_every == 0) or engine.stop_requested:
-            engine.save_checkpoint(save_trainable, {"iteration": iteration, "samples": samples,
-                                                    "kl": kl_ctl.state_dict(), "estimator_state": est_state})
+            run.save_checkpoint({"iteration": iteration, "samples": samples,
+                                 "kl": kl_ctl.state_dict(), "estimator_state": est_state})
         if engine.stop_requested:
             log(f"stopped at iteration {iteration}/{iterations}; checkpoint {engine.last_checkpoint}; "
                 "rerun with --resume to continue")
-            return {"interrupted": True, "iteration": iteration, "checkpoint": str(engine.last_checkpoint)}
+            return run.interrupted("iteration", iteration)
 
     eval_end = evaluate_and_log(iteration, evaluate, mlog, log, _fmt, unit="iteration") if eval_prompts else {}
     summary = {"method": method.name, "iterations": iteration, "steps": engine.step, "samples": samples,
                "skipped_nonfinite": engine.nonfinite_total, "eval_start": eval_start, "eval_end": eval_end,
                "train_last": last}
-    if acc.is_main_process:
+
+    def save():
         save_model(model, tok, out, adapter_only=cfg.save_adapter_only)
         if value_fn is not None:
             from safetensors.torch import save_file
             save_file({k: v.detach().cpu().contiguous() for k, v in value_fn.state_dict().items()},
                       str(out / "value.safetensors"))
         summary["plot"] = str(plot_reward_vs_kl(out / "metrics.jsonl", out / "reward_vs_kl.png", method.name))
-        (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    acc.wait_for_everyone()
-    return summary
+    return run.finish(summary, save)
 
 
 def _fmt(m: dict, keys=("reward", "true_reward", "kl", "length/mean", "eos_rate", "loss")) -> str:

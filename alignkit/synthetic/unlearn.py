@@ -81,7 +81,7 @@ def retain_set(n: int, seed: int) -> list:
 def loglik(model_dir: str, records: list) -> dict:
     """Mean summed and mean per-token log pi(y|x) of demonstrations under a model."""
     from ..data.tokenize import Encoder
-    from ..eval.evaluate import load_policy, logprob_sums
+    from ..synthetic.evaluate import load_policy, logprob_sums
     model, tok = load_policy(model_dir)
     enc = Encoder(tok, max_length=10**9)
     p_ids = [enc.prompt_ids(r.prompt) for r in records]
@@ -93,7 +93,7 @@ def loglik(model_dir: str, records: list) -> dict:
 
 def arithmetic_accuracy(model_dir: str, n: int, seed: int, max_new_tokens: int) -> float:
     """Share of n held-out arithmetic prompts answered with the right sum (temperature 1, seeded)."""
-    from ..eval.evaluate import EVAL_SAMPLING, load_policy, sample
+    from ..synthetic.evaluate import EVAL_SAMPLING, load_policy, sample
     infos = sample_prompts(n, "heldout", seed=seed, families=("arithmetic",))
     model, tok = load_policy(model_dir)
     sampling = dataclasses.replace(EVAL_SAMPLING, max_new_tokens=max_new_tokens, batch_size=128)
@@ -105,8 +105,8 @@ def run_unlearn(cfg: UnlearnConfig = UnlearnConfig(), output: str = "runs/unlear
                 cache_dir: str | None = None, base_model: str | None = None, progress: bool = False,
                 log=print) -> dict:
     from ..errors import AlignkitError, ConfigError
-    from ..eval.evaluate import EVAL_SAMPLING, evaluate_policy
-    from ..train.api import run_train
+    from ..synthetic.evaluate import EVAL_SAMPLING, evaluate_policy
+    from ..registry import run_train
     from .base import WorldConfig, build_base
     if cfg.source not in ("model", "corpus"):
         raise ConfigError(f"source must be model or corpus, got {cfg.source!r}")

@@ -184,9 +184,9 @@ def _quiet(*args, **kwargs):
 def run_arm(arm: Arm, sft: Path, records: list, folder: Path, seed: int, cfg: CompareConfig, key: str,
             progress: bool, log) -> dict:
     """Train one arm and evaluate it against the SFT model (or reuse its saved result)."""
-    from ..eval.evaluate import EVAL_SAMPLING, evaluate_policy
+    from ..synthetic.evaluate import EVAL_SAMPLING, evaluate_policy
     from ..losses.registry import LOSSES
-    from ..train.api import run_train
+    from ..registry import run_train
     done = folder / "result.json"
     if done.is_file():
         res = json.loads(done.read_text())

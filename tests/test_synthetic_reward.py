@@ -3,8 +3,8 @@ import math
 
 import pytest
 
-from alignkit.world.prompts import as_chat
-from alignkit.world.reward import (TruthJudge, answer_correct, is_harmful_compliance, is_refusal, length_penalty,
+from alignkit.synthetic.prompts import as_chat
+from alignkit.synthetic.reward import (TruthJudge, answer_correct, is_harmful_compliance, is_refusal, length_penalty,
                                    true_reward, true_reward_breakdown)
 
 SUM = "What is 7 + 12?"

@@ -8,9 +8,9 @@ import pytest
 
 from alignkit.data.records import Binary, Listwise, Pairwise, Scored
 from alignkit.errors import ConfigError
-from alignkit.world.labelers import (BinaryLabeler, LabelerConfig, ListwiseLabeler, PairwiseLabeler,
+from alignkit.synthetic.labelers import (BinaryLabeler, LabelerConfig, ListwiseLabeler, PairwiseLabeler,
                                      ScoreLabeler)
-from alignkit.world.reward import true_reward
+from alignkit.synthetic.reward import true_reward
 
 N = 2000
 SUM = "What is 7 + 12?"

@@ -3,7 +3,7 @@ import json
 
 from alignkit.cli import main
 from alignkit.data.readers import read_records
-from alignkit.world.prompts import universe
+from alignkit.synthetic.prompts import universe
 
 
 def test_export_writes_every_feedback_shape_in_trl_fields(tmp_path):

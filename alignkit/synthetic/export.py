@@ -69,7 +69,7 @@ def export_world(output: str, n_prompts: int = 400, k: int = 4, source: str = "c
         counts[name] = len(recs)
     manifest = {"counts": counts, "source": source, "samples_per_prompt": k, "seed": seed,
                 "labeler": dataclasses.asdict(labeler), "world": dataclasses.asdict(world),
-                "reward": "alignkit.world.reward.true_reward (r*)"}
+                "reward": "alignkit.synthetic.reward.true_reward (r*)"}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     log("wrote " + ", ".join(f"{v} {k}" for k, v in counts.items()) + f" to {out}")
     return manifest

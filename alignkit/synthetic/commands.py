@@ -77,7 +77,7 @@ def cmd_unlearn(args) -> int:
 
 
 def _labeler_args(p, temperature: float):
-    """The simulated labeler's options (alignkit/world/labelers.py)."""
+    """The simulated labeler's options (alignkit/synthetic/labelers.py)."""
     p.add_argument("--temperature", type=float, default=temperature,
                    help=f"labeler Bradley-Terry/Plackett-Luce temperature (default {temperature})")
     p.add_argument("--noise", type=float, default=0.0, help="labeler label-flip rate (default 0)")

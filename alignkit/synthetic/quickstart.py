@@ -57,8 +57,8 @@ def run_quickstart(cfg: QuickstartConfig = QuickstartConfig(), world: WorldConfi
                    base_model: str | None = None, log=print) -> dict:
     """Run the loop; returns the results dict (also written to output/results.json). `base_model`
     starts from that SFT model instead of the world's own (built or cached)."""
-    from ..eval.evaluate import evaluate_policy, format_table
-    from ..train.api import run_train
+    from ..synthetic.evaluate import evaluate_policy, format_table
+    from ..registry import run_train
 
     t_start = time.time()
     timings = {}

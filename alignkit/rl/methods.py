@@ -1,4 +1,4 @@
-"""The online RL methods as recipes: `alignkit train ppo|ppo-ptx|reinforce|rloo|remax|grpo`.
+"""The online RL methods: `alignkit train ppo|ppo-ptx|reinforce|rloo|remax|grpo`.
 
 Each method is an advantage estimator + a policy loss + a config (alignkit/rl/types.py RLMethod);
 all of them run on the one online loop (alignkit/rl/loop.py). An iteration is one rollout batch and
@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..train.api import Recipe, register_recipe
+from ..method import Method
+from ..train.run import Job
 from . import advantages as A
 from . import policy_losses as L
+from . import ptx
 from .types import RLMethod
 
 
@@ -111,35 +113,31 @@ REMAX = RLMethod("remax", A.remax_advantages, L.sequence_pg_loss, greedy_baselin
 GRPO = RLMethod("grpo", A.grpo_advantages, L.grpo_loss, min_samples=2)
 
 
+PPO_PTX = RLMethod("ppo-ptx", A.ppo_advantages, L.ppo_loss, needs_value=True, auxiliary=ptx.PtxObjective)
+
+
 def _runner(method: RLMethod):
-    def run(cfg, mcfg, model_path, data, output, log=print):
-        from .loop import train_rl
-        return train_rl(method, cfg, mcfg, model_path, data, output, log)
+    def run(job: Job) -> dict:
+        from .trainer import train_rl
+        return train_rl(method, job.cfg, job.method_cfg, job.model, job.data, job.output, job.log)
+    run.__name__ = f"run_{method.name.replace('-', '_')}"
     return run
 
 
-def _ptx_runner(cfg, mcfg, model_path, data, output, log=print):
-    from ..errors import ConfigError
-    from .loop import train_rl
-    if not mcfg.ptx_data:
-        raise ConfigError("ppo-ptx needs --ptx-data FILE (demonstrations mixed into each step)")
-    return train_rl(PPO, cfg, mcfg, model_path, data, output, log)
-
-
-for _m, _cfg, _paper, _desc in (
-    (PPO, PPOConfig, "Ouyang et al. 2022, arXiv 2203.02155; Huang et al. 2024, arXiv 2403.17031",
-     "RLHF with PPO: value head, per-token KL in the reward, GAE, clipped policy and value losses"),
-    (REINFORCE, ReinforceConfig, "Williams 1992; Ahmadian et al. 2024, arXiv 2402.14740",
-     "REINFORCE with a moving-average baseline, sequence KL in the reward"),
-    (RLOO, RLOOConfig, "Ahmadian et al. 2024, arXiv 2402.14740",
-     "REINFORCE leave-one-out over k samples per prompt, sequence KL in the reward"),
-    (REMAX, ReMaxConfig, "Li et al. 2024, arXiv 2310.10505",
-     "REINFORCE with the greedy completion's reward as the baseline"),
-    (GRPO, GRPOConfig, "Shao et al. 2024, arXiv 2402.03300",
-     "group-normalised advantages over G samples, per-token KL (k3) in the loss"),
-):
-    register_recipe(Recipe(_m.name, _runner(_m), _cfg, "online", _paper, theme="RL", reference=True,
-                           description=_desc))
-register_recipe(Recipe("ppo-ptx", _ptx_runner, PPOPtxConfig, "online", "Ouyang et al. 2022, arXiv 2203.02155, eq. 2",
-                       theme="RL", reference=True,
-                       description="PPO plus an NLL term on demonstration data in the same steps"))
+RL_METHODS = [
+    Method(m.name, None, cfg, "online", paper, theme="RL", reference=True, run=_runner(m), description=desc)
+    for m, cfg, paper, desc in (
+        (PPO, PPOConfig, "Ouyang et al. 2022, arXiv 2203.02155; Huang et al. 2024, arXiv 2403.17031",
+         "RLHF with PPO: value head, per-token KL in the reward, GAE, clipped policy and value losses"),
+        (PPO_PTX, PPOPtxConfig, "Ouyang et al. 2022, arXiv 2203.02155, eq. 2",
+         "PPO plus an NLL term on demonstration data in the same steps"),
+        (REINFORCE, ReinforceConfig, "Williams 1992; Ahmadian et al. 2024, arXiv 2402.14740",
+         "REINFORCE with a moving-average baseline, sequence KL in the reward"),
+        (RLOO, RLOOConfig, "Ahmadian et al. 2024, arXiv 2402.14740",
+         "REINFORCE leave-one-out over k samples per prompt, sequence KL in the reward"),
+        (REMAX, ReMaxConfig, "Li et al. 2024, arXiv 2310.10505",
+         "REINFORCE with the greedy completion's reward as the baseline"),
+        (GRPO, GRPOConfig, "Shao et al. 2024, arXiv 2402.03300",
+         "group-normalised advantages over G samples, per-token KL (k3) in the loss"),
+    )
+]

@@ -4,12 +4,12 @@ import json
 
 import pytest
 
-from alignkit.world.reward import answer_correct, is_refusal
-from alignkit.world.unlearn import retain_set
+from alignkit.synthetic.reward import answer_correct, is_refusal
+from alignkit.synthetic.unlearn import retain_set
 
 
 def test_retain_set_is_correct_heldout_arithmetic():
-    from alignkit.world.prompts import is_heldout
+    from alignkit.synthetic.prompts import is_heldout
     recs = retain_set(20, seed=1)
     assert len(recs) == 20
     for r in recs:
@@ -17,8 +17,8 @@ def test_retain_set_is_correct_heldout_arithmetic():
 
 
 def test_forget_set_is_harmful_compliance_only():
-    from alignkit.world.prompts import parse_prompt
-    from alignkit.world.unlearn import UnlearnConfig, _compliances
+    from alignkit.synthetic.prompts import parse_prompt
+    from alignkit.synthetic.unlearn import UnlearnConfig, _compliances
     cfg = UnlearnConfig(source="corpus", samples_per_prompt=6)
     recs = _compliances(None, "train", 40, cfg, progress=False)
     assert recs and len(recs) < 40 * 6  # the corpus refuses about half the time

@@ -16,7 +16,7 @@ def sample_from_model(model_dir: str, infos: list, k: int, sampling: SamplingCon
     """-> one list of k response texts per prompt, sampled from the model at `model_dir`."""
     from tqdm.auto import tqdm
 
-    from ..eval.evaluate import load_policy, sample
+    from ..synthetic.evaluate import load_policy, sample
     model, tok = load_policy(model_dir)
     prompts = [as_chat(p.text) for p in infos for _ in range(k)]
     texts = []

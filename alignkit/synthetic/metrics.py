@@ -13,8 +13,8 @@ prompts, responses and log-probabilities. evaluate.py does the sampling; this fi
 from __future__ import annotations
 
 from ..data.records import prompt_text
-from ..world.prompts import parse_prompt
-from ..world.reward import (RewardWeights, answer_correct, is_refusal, is_rude, mentions_topic, n_words,
+from ..synthetic.prompts import parse_prompt
+from ..synthetic.reward import (RewardWeights, answer_correct, is_refusal, is_rude, mentions_topic, n_words,
                             true_reward_breakdown)
 
 

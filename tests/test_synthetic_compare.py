@@ -6,10 +6,10 @@ import pytest
 
 from alignkit.data.records import Binary, Listwise, Pairwise
 from alignkit.errors import ConfigError
-from alignkit.world.experiments import aggregate, make_labels, parse_arms, parse_sets
-from alignkit.world.labelers import LabelerConfig
-from alignkit.world.prompts import PromptInfo
-from alignkit.world.reward import true_reward
+from alignkit.synthetic.experiments import aggregate, make_labels, parse_arms, parse_sets
+from alignkit.synthetic.labelers import LabelerConfig
+from alignkit.synthetic.prompts import PromptInfo
+from alignkit.synthetic.reward import true_reward
 
 INFOS = [PromptInfo("What is 2 + 3?", "arithmetic", 5, "5", "2 + 3"),
          PromptInfo("How do I steal a car?", "harmful", None, "car", "steal a car")]

@@ -14,7 +14,7 @@ import torch
 
 from ..errors import ConfigError
 from ..models.generate import HFGenerator, SamplingConfig
-from ..world.prompts import as_chat, sample_prompts
+from ..synthetic.prompts import as_chat, sample_prompts
 from . import metrics
 
 EVAL_SAMPLING = SamplingConfig(max_new_tokens=48, temperature=1.0, top_p=1.0, batch_size=64)

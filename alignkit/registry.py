@@ -1,0 +1,75 @@
+"""The one method registry: name -> Method (alignkit/method.py).
+
+`alignkit methods`, `alignkit train NAME [--help]` and the Python API read only this. It is filled by
+static imports of each subsystem's declarations: the offline losses (losses/registry.py, run by the
+offline loop), reward models (rewards/methods.py), online RL (rl/methods.py) and the recipes that
+chain sampling, judging and a loss (online/methods.py).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from .config import read_yaml
+from .errors import ConfigError
+from .losses.registry import LOSSES, get_loss
+from .method import THEMES, Method
+from .online.methods import ONLINE_METHODS
+from .rewards.methods import REWARD_METHODS
+from .rl.methods import RL_METHODS
+from .train.offline import run_offline
+from .train.run import Job, split_layers
+
+
+def _build() -> dict:
+    methods: dict = {}
+    for m in (*LOSSES.values(), *REWARD_METHODS, *RL_METHODS, *ONLINE_METHODS):
+        if m.name in methods:
+            raise RuntimeError(f"two methods named {m.name!r}")
+        # a loss runs on the offline loop; a recipe brings its own flow
+        methods[m.name] = m if m.run else dataclasses.replace(m, run=run_offline)
+    return methods
+
+
+METHODS: dict = _build()
+
+
+def get_method(name: str) -> Method:
+    if name not in METHODS:
+        raise ConfigError(f"unknown method {name!r}; run `alignkit methods` to list them "
+                          f"({', '.join(sorted(METHODS))})")
+    return METHODS[name]
+
+
+def method_rows() -> list:
+    """Every method as a dict (name, theme, feedback, reference, paper, description), by theme."""
+    rows = [{"name": m.name, "theme": m.theme, "feedback": m.feedback, "reference": bool(m.reference),
+             "paper": m.paper, "description": m.description} for m in METHODS.values()]
+    rows.sort(key=lambda r: (THEMES.index(r["theme"]), r["feedback"], r["name"]))
+    return rows
+
+
+def inner_loss_name(method: Method, yaml_dict: dict, overrides: dict) -> str:
+    """A composite method's inner loss: --loss on the command line, else in the YAML, else its default."""
+    for layer in (overrides or {}, yaml_dict or {}):
+        if layer.get("loss") is not None:
+            return str(layer["loss"])
+    return method.config.__dataclass_fields__["loss"].default
+
+
+def resolve_job(method: str, model: str, data, output: str, overrides: dict | None = None,
+                config_file: str | None = None, log=print) -> Job:
+    """Resolve the configs (defaults < YAML < overrides) of `method` and, for a composite recipe, of
+    its inner loss."""
+    m = get_method(method)
+    yaml_dict = read_yaml(config_file) if config_file else {}
+    inner = get_loss(inner_loss_name(m, yaml_dict, overrides), m.inner_feedback) if m.inner_feedback else None
+    cfg, mcfg, icfg = split_layers(m.config, yaml_dict, overrides or {}, inner.config if inner else None)
+    return Job(m, cfg, mcfg, model, data, output, log, (inner, icfg) if inner else None)
+
+
+def run_train(method: str, model: str, data, output: str, overrides: dict | None = None,
+              config_file: str | None = None, log=print) -> dict:
+    """Train `model` with `method`; the output folder gets the model, config.yaml, metrics.jsonl and
+    summary.json. Returns the summary."""
+    job = resolve_job(method, model, data, output, overrides, config_file, log)
+    return job.method.run(job)

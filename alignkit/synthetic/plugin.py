@@ -1,0 +1,35 @@
+"""The synthetic task as a plug-in of the public interfaces (loaded by alignkit/plugins.py).
+
+It registers, through the generic registries only:
+- the judge kind `truth` (its ground-truth reward r* as a Judge) and the rule `rule:truth`;
+- its prompts as the default prompt source of online methods run without --data, with `truth` as
+  the judge reported at evaluation.
+"""
+from __future__ import annotations
+
+from ..data.sources import PromptSource, register_prompt_source
+from ..errors import ConfigError
+from ..rewards.rules import register_rule
+from ..rewards.specs import register_judge_kind
+from .prompts import as_chat, sample_prompts
+from .reward import TruthJudge, true_reward
+
+TRAIN_PROMPTS = 1000  # training-split prompts an online method samples when no --data is given
+
+
+def _truth_judge(arg: str) -> TruthJudge:
+    if arg:
+        raise ConfigError(f"truth takes no argument (got truth:{arg})")
+    return TruthJudge()
+
+
+def _prompts(n_train: int, n_heldout: int, seed: int) -> tuple:
+    train = [as_chat(p.text) for p in sample_prompts(n_train, "train", seed)]
+    held = [as_chat(p.text) for p in sample_prompts(n_heldout, "heldout", seed)] if n_heldout else []
+    return train, held
+
+
+register_judge_kind("truth", _truth_judge, takes_arg=False)
+register_rule("truth")(lambda prompt, response: float(true_reward(prompt, response)))
+register_prompt_source(PromptSource("synthetic", _prompts, "the bundled task", eval_judge="truth",
+                                    default_train_prompts=TRAIN_PROMPTS), default=True)

@@ -1,0 +1,205 @@
+"""The run skeleton every trainer shares: resolve the configs, start, load, LoRA, engine, metrics,
+resume, save, summary.
+
+`alignkit train NAME` resolves a `Job` (the method, its run config and method config, and for a
+composite recipe its inner loss) and calls `job.method.run(job)`. Each trainer (the offline loop,
+reward models, online RL) builds a `Run`, which owns the parts that do not depend on the method:
+
+    run = Run(job.cfg, job.output, job.log)          # output folder, accelerator, threads, seed
+    model = run.lora(load(...))                       # --lora-r
+    engine = run.engine(model, total_steps)           # optimiser, scheduler, checkpoints, metrics.jsonl
+    first_eval = run.resume(run_config, restore_extra)  # --resume, config.yaml
+    ... steps ...
+    run.save_checkpoint(extra_state)                  # trainable weights + trainer state
+    return run.finish(summary, save_model)            # final model and summary.json on the main process
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+import yaml
+
+from ..config import build_config, to_dict
+from ..errors import ConfigError
+from ..method import Method
+from .config import TrainConfig
+from .engine import Engine, MetricLog, make_accelerator
+
+
+@dataclass
+class Job:
+    """A resolved `alignkit train` call."""
+    method: Method
+    cfg: TrainConfig
+    method_cfg: object  # the method's own config dataclass
+    model: str  # the starting model's folder
+    data: object  # a path, a list of records or prompts, or None (a plug-in's default data, e.g. RL prompts)
+    output: str
+    log: Callable = print
+    inner: Optional[tuple] = None  # (Method, its config): a composite recipe's inner loss
+
+
+def split_layers(method_cfg_cls, yaml_dict: dict, overrides: dict, inner_cfg_cls=None) -> tuple:
+    """Route each key to the run config, the method's config or its inner loss's config; unknown keys
+    are errors naming the known ones. -> (TrainConfig, method config, inner config or None)."""
+    classes = [TrainConfig, method_cfg_cls] + ([inner_cfg_cls] if inner_cfg_cls else [])
+    keys = [{f.name for f in dataclasses.fields(c)} for c in classes]
+    layers = [[] for _ in classes]
+    for where, layer in (("config file", yaml_dict), ("command line", overrides)):
+        routed = [{} for _ in classes]
+        for k, v in (layer or {}).items():
+            key = k.replace("-", "_")
+            # the method's own field wins over a run field of the same name; an inner loss's field
+            # only takes keys that neither the run nor the recipe declares
+            for i in (1, 0, 2)[: len(classes)]:
+                if key in keys[i]:
+                    routed[i][key] = v
+                    break
+            else:
+                known = sorted(set().union(*keys))
+                raise ConfigError(f"{where}: unknown key {k!r}; known keys: {', '.join(known)}")
+        for i, r in enumerate(routed):
+            layers[i].append(r)
+    names = ("train config", "method config", "inner loss config")
+    built = [build_config(c, *lay, where=names[i]) for i, (c, lay) in enumerate(zip(classes, layers))]
+    return built[0], built[1], (built[2] if inner_cfg_cls else None)
+
+
+def load_split(data, cfg: TrainConfig, shape: str, log=print) -> tuple:
+    """-> (train records, eval records) from a path or a list of records."""
+    if shape == "negative":  # negatives come as demonstrations, thumbs-down or pairwise rejected sides
+        shape = None
+    from ..data.convert import split_records
+    from ..data.readers import read_records
+    if isinstance(data, (str, Path)):
+        records, report = read_records(str(data), shape=cfg.data_format or shape,
+                                       on_bad_record=cfg.on_bad_record, max_chars=cfg.max_chars)
+        log(report.summary())
+    else:
+        records = list(data)
+    if cfg.max_examples:
+        records = records[: cfg.max_examples]
+    if cfg.eval_data:
+        ev, rep = read_records(cfg.eval_data, shape=cfg.data_format or shape,
+                               on_bad_record=cfg.on_bad_record, max_chars=cfg.max_chars)
+        log(rep.summary())
+        return records, ev
+    if cfg.eval_fraction > 0 and len(records) > 1:
+        return split_records(records, cfg.eval_fraction, cfg.seed)
+    return records, []
+
+
+def _silent(*args, **kwargs):
+    """The log of processes other than the main one."""
+
+
+def logged_eval(out: Path, step: int) -> dict:
+    """The eval row of `step` in out/metrics.jsonl ({} when there is none): a resumed run keeps the
+    step-0 evaluation it logged before it was interrupted."""
+    f = out / "metrics.jsonl"
+    if f.is_file():
+        for line in f.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if row.get("step") == step and row.get("split") == "eval":
+                return {k: v for k, v in row.items() if k not in ("step", "split", "time")}
+    return {}
+
+
+class Run:
+    """One training run's output folder, accelerator, engine and metrics log."""
+
+    def __init__(self, cfg: TrainConfig, output: str, log=print, fsdp_ok: bool = False):
+        """Refuses to overwrite an earlier run's checkpoints unless resuming (a fresh run would delete
+        its metrics and rotate its checkpoints away), makes the accelerator, silences the log of
+        processes other than the main one, applies the thread count and seeds torch."""
+        self.cfg = cfg
+        out = Path(output)
+        if not cfg.resume and Engine.newest_checkpoint(out) is not None:
+            raise ConfigError(f"{out} holds checkpoints of an earlier run ({Engine.newest_checkpoint(out).name}); "
+                              "pass --resume to continue it, or choose another --output")
+        self.acc = make_accelerator("bf16" if cfg.dtype == "bf16" else "no", fsdp_ok=fsdp_ok, lora=cfg.lora_r > 0)
+        self.log = log if self.acc.is_main_process else _silent
+        out.mkdir(parents=True, exist_ok=True)
+        self.out = out
+        if cfg.num_threads:
+            torch.set_num_threads(cfg.num_threads)
+        torch.manual_seed(cfg.seed)
+        self.engine_: Engine | None = None
+        self.mlog: MetricLog | None = None
+
+    @property
+    def is_main(self) -> bool:
+        return self.acc.is_main_process
+
+    def lora(self, model, apply: Callable | None = None):
+        """The model with LoRA adapters when --lora-r > 0 (apply: the adapter function for this kind
+        of model; causal LMs by default)."""
+        if self.cfg.lora_r <= 0:
+            return model
+        from ..models.loading import LoraSettings, apply_lora
+        c = self.cfg
+        return (apply or apply_lora)(model, LoraSettings(c.lora_r, c.lora_alpha, c.lora_dropout,
+                                                         tuple(c.lora_target_modules)))
+
+    def engine(self, model, total: int, extra_params=()) -> Engine:
+        """The optimiser/scheduler/checkpoint engine for `total` optimizer steps, and metrics.jsonl."""
+        self.engine_ = Engine(model, self.cfg, self.out, total, extra_params=list(extra_params), accelerator=self.acc)
+        self.mlog = MetricLog(self.out, self.cfg.report_to, self.is_main, to_dict(self.cfg))
+        return self.engine_
+
+    def newest_checkpoint(self) -> Path | None:
+        return Engine.newest_checkpoint(self.out) if self.cfg.resume else None
+
+    def save_checkpoint(self, extra_state: dict | None = None):
+        """A resumable checkpoint: the trainable weights (gathered whole under FSDP; every process
+        takes part) and the engine's state plus `extra_state`."""
+        from safetensors.torch import save_file
+        params = self.engine_.trainable_state()
+        self.engine_.save_checkpoint(lambda folder: save_file(params, str(folder / "trainable.safetensors")),
+                                     extra_state or {})
+
+    def resume(self, run_config: dict, restore_extra: Callable | None = None, unit: str = "step",
+               checkpoint: Path | None = None) -> dict:
+        """The run's history: with a checkpoint (--resume), load its weights and trainer state,
+        hand the state to restore_extra(state) -> the step (or RL iteration, `unit`) reached, and cut
+        the metrics log back to it; without one, a fresh metrics log. Writes config.yaml. Returns the
+        evaluation a resumed run logged at 0 ({} if fresh)."""
+        ckpt = checkpoint if checkpoint is not None else self.newest_checkpoint()
+        first_eval = {}
+        if ckpt is not None:
+            from safetensors.torch import load_file
+            self.engine_.load_trainable_state(load_file(str(ckpt / "trainable.safetensors")))
+            state = self.engine_.load_trainer_state(ckpt)
+            step = restore_extra(state) if restore_extra else self.engine_.step
+            self.mlog.truncate_after(step)
+            self.log(f"resumed from {ckpt} at {unit} {step}")
+            first_eval = logged_eval(self.out, 0)
+        else:
+            if self.cfg.resume:
+                self.log(f"--resume: no checkpoint in {self.out / 'checkpoints'}; starting from the beginning")
+            if self.is_main:
+                (self.out / "metrics.jsonl").unlink(missing_ok=True)
+        if self.is_main:
+            (self.out / "config.yaml").write_text(yaml.safe_dump(run_config, sort_keys=False))
+        return first_eval
+
+    def interrupted(self, unit: str = "step", reached: int | None = None) -> dict:
+        e = self.engine_
+        return {"interrupted": True, unit: e.step if reached is None else reached, "checkpoint": str(e.last_checkpoint)}
+
+    def finish(self, summary: dict, save: Callable | None = None) -> dict:
+        """save() the final model on the main process, write summary.json, wait for every process."""
+        if self.is_main:
+            if save is not None:
+                save()
+            (self.out / "summary.json").write_text(json.dumps(summary, indent=1))
+        self.acc.wait_for_everyone()
+        return summary
