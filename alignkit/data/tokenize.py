@@ -51,6 +51,21 @@ class TruncationReport:
                 f"{self.dropped} dropped (no completion token left)")
 
 
+NO_LIMIT = 2 ** 62  # a max_length that never truncates
+
+
+def trained_max_length(explicit: int | None, trained: dict, model_config, log=print) -> tuple:
+    """(max_length, max_prompt_length) for scoring with a trained model: the explicit value, else the
+    one it was trained with (its run's config), else its context window (said so in the log)."""
+    if explicit:
+        return explicit, trained.get("max_prompt_length") or None
+    if trained.get("max_length"):
+        return trained["max_length"], trained.get("max_prompt_length") or None
+    ctx = getattr(model_config, "max_position_embeddings", None) or 512
+    log(f"note: no training max_length recorded; scoring with the model's context of {ctx} tokens")
+    return ctx, None
+
+
 class Encoder:
     """Caches prompt encodings: the same prompt appears in every pair/list of a record."""
 
@@ -62,6 +77,11 @@ class Encoder:
         self.add_eos = add_eos
         self.report = TruncationReport()
         self._prompt_cache: dict = {}
+
+    @classmethod
+    def untruncated(cls, tokenizer, add_eos: bool = True) -> "Encoder":
+        """An encoder that never truncates (sampling prompts, scoring whole texts)."""
+        return cls(tokenizer, NO_LIMIT, add_eos=add_eos)
 
     def prompt_ids(self, prompt) -> list:
         key = prompt if isinstance(prompt, str) else repr(prompt)

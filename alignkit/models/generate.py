@@ -65,7 +65,7 @@ class HFGenerator:
 def generate_texts(model, tokenizer, prompts: list, cfg: SamplingConfig, seed: int | None = None) -> list:
     """Prompts (text or conversations) -> completion strings (EOS stripped)."""
     from ..data.tokenize import Encoder
-    enc = Encoder(tokenizer, max_length=10**9)
+    enc = Encoder.untruncated(tokenizer)
     ids = [enc.prompt_ids(p) for p in prompts]
     outs = HFGenerator(model, tokenizer).generate(ids, cfg, seed=seed)
     return [tokenizer.decode(o, skip_special_tokens=True) for o in outs]

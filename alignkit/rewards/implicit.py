@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from ..data.tokenize import Encoder
+from ..data.tokenize import Encoder, trained_max_length
 from ..errors import ConfigError
 from ..models.loading import load_causal_lm, load_tokenizer
 from ..train.forward import collate, sequence_logps
@@ -67,8 +67,7 @@ class ImplicitRewardJudge(Judge):
         self.device = device
         self.tok = load_tokenizer(policy_dir)
         train = training_config(policy_dir).get("train") or {}
-        self.encoder = Encoder(self.tok, max_length or train.get("max_length", 512),
-                               train.get("max_prompt_length") or None)
+        self.encoder = Encoder(self.tok, *trained_max_length(max_length, train, self.policy.config))
         self.batch_size = batch_size
         self.name = f"implicit:{policy_dir}"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from ..data.tokenize import Encoder
+from ..data.tokenize import Encoder, trained_max_length
 from ..train.forward import collate
 from .judge import Judge
 from .model import RewardModel, load_reward_model, read_info
@@ -68,8 +68,7 @@ class RewardModelJudge(Judge):
             self.rm.to(device)
         elif torch.cuda.is_available():
             self.rm.to("cuda")
-        self.encoder = Encoder(self.tok, max_length or info.get("max_length", 512),
-                               info.get("max_prompt_length") or None)
+        self.encoder = Encoder(self.tok, *trained_max_length(max_length, info, hf.config))
         self.scale = float(info.get("label_std", 1.0))
         self.shift = float(info.get("label_mean", 0.0))
         self.batch_size = batch_size

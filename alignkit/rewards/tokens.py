@@ -237,7 +237,7 @@ def render_html(views: list, beta: float, model: str, ref: str, data: str) -> st
 def run_tokens(args) -> int:
     import torch
     from ..data.readers import read_records
-    from ..data.tokenize import Encoder
+    from ..data.tokenize import Encoder, trained_max_length
     from ..errors import ConfigError
     from ..models.loading import load_causal_lm, load_tokenizer
     from .implicit import default_beta, default_reference, training_config
@@ -256,7 +256,7 @@ def run_tokens(args) -> int:
     ref.to(device)
     tok = load_tokenizer(args.model)
     train = training_config(args.model).get("train") or {}
-    encoder = Encoder(tok, args.max_length or train.get("max_length", 512), train.get("max_prompt_length") or None)
+    encoder = Encoder(tok, *trained_max_length(args.max_length, train, policy.config))
     views = compute_views(policy, ref, tok, encoder, records, beta)
 
     if args.html:
@@ -290,6 +290,6 @@ def add_tokens_command(rewards_subparsers):
                    help="colour the terminal view: auto (when stdout is a terminal), always, never")
     p.add_argument("--no-color", "--no_color", dest="no_color", action="store_true", help="same as --color never")
     p.add_argument("--max-length", "--max_length", dest="max_length", type=int, default=0,
-                   help="longest prompt+completion in tokens (default: the policy's training max_length, else 512)")
+                   help="longest prompt+completion in tokens (default: the policy's training max_length, else its context window)")
     p.set_defaults(func=run_tokens)
     return p

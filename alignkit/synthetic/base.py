@@ -26,6 +26,7 @@ from ..data.records import Demonstration
 from . import corpus
 from .prompts import as_chat
 
+MAX_LENGTH = 128  # tokens: every prompt + response of the task fits; the base model and every run use it
 CORPUS_VERSION = 1  # part of the cache key, with the source of the files that define what the model learns
 _KEY_FILES = ("corpus.py", "prompts.py", "base.py")
 
@@ -72,7 +73,7 @@ def base_dir(cfg: WorldConfig, cache_dir: str | None = None) -> Path:
 
 def _train_overrides(cfg: WorldConfig, lr: float, epochs: float) -> dict:
     return {"learning_rate": lr, "epochs": epochs, "batch_size": cfg.batch_size, "lr_scheduler": "cosine",
-            "warmup_ratio": 0.03, "eval_fraction": 0.0, "max_length": 128, "seed": cfg.seed,
+            "warmup_ratio": 0.03, "eval_fraction": 0.0, "max_length": MAX_LENGTH, "seed": cfg.seed,
             "ref_cache": "none", "weight_decay": 0.0}
 
 

@@ -30,7 +30,7 @@ def load_policy(path: str):
 def sample(model, tok, prompts: list, sampling: SamplingConfig, seed: int) -> tuple:
     """-> (prompt ids, completion ids with EOS kept, completion texts)."""
     from ..data.tokenize import Encoder
-    enc = Encoder(tok, max_length=10**9)
+    enc = Encoder.untruncated(tok)
     p_ids = [enc.prompt_ids(p) for p in prompts]
     c_ids = HFGenerator(model, tok).generate(p_ids, sampling, seed=seed)
     texts = [tok.decode(c, skip_special_tokens=True).strip() for c in c_ids]

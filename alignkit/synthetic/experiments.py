@@ -31,12 +31,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .base import MAX_LENGTH
 from .labelers import BinaryLabeler, LabelerConfig, ListwiseLabeler, PairwiseLabeler
 from .prompts import as_chat, sample_prompts
 
 # The run options quickstart uses for DPO; per-arm or global overrides replace them.
 TRAIN_DEFAULTS = {"learning_rate": 5e-4, "epochs": 2.0, "batch_size": 16, "lr_scheduler": "cosine",
-                  "warmup_ratio": 0.1, "eval_fraction": 0.1, "max_length": 128}
+                  "warmup_ratio": 0.1, "eval_fraction": 0.1, "max_length": MAX_LENGTH}
 PAIR_DESIGNS = ("best-worst", "disjoint")
 # held-out implicit-reward accuracy, under the name each loss family logs it
 ACC_KEYS = ("rewards/accuracy", "rank_accuracy", "bco/accuracy")

@@ -24,6 +24,7 @@ import random
 from dataclasses import dataclass
 
 from ..data.records import Binary, Listwise, Pairwise, Scored, prompt_text
+from ..rewards.judge import sigmoid
 from .reward import RewardWeights, n_words, true_reward
 
 R_MIN, R_MAX = -4.0, 2.75  # the range of r* with the default weights
@@ -49,13 +50,6 @@ class LabelerConfig:
             raise ConfigError("labeler temperature and score_noise must be >= 0")
 
 
-def _sigmoid(x: float) -> float:
-    if x >= 0:
-        return 1.0 / (1.0 + math.exp(-x))
-    e = math.exp(x)
-    return e / (1.0 + e)
-
-
 class _Labeler:
     def __init__(self, cfg: LabelerConfig = LabelerConfig(), weights: RewardWeights = RewardWeights()):
         self.cfg, self.weights = cfg, weights
@@ -68,7 +62,7 @@ class _Labeler:
         """sigma(gap / T), the T -> 0 limit being a step with 1/2 at a tie."""
         if self.cfg.temperature == 0:
             return 1.0 if gap > 0 else 0.0 if gap < 0 else 0.5
-        return _sigmoid(gap / self.cfg.temperature)
+        return sigmoid(gap / self.cfg.temperature)
 
 
 class PairwiseLabeler(_Labeler):

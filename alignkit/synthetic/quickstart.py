@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..data.convert import write_jsonl
 from ..models.generate import SamplingConfig
-from .base import WorldConfig, build_base
+from .base import MAX_LENGTH, WorldConfig, build_base
 from .candidates import sample_from_model
 from .labelers import LabelerConfig, PairwiseLabeler
 from .prompts import as_chat, sample_prompts
@@ -96,7 +96,7 @@ def run_quickstart(cfg: QuickstartConfig = QuickstartConfig(), world: WorldConfi
         summary = run_train("dpo", str(sft), pairs, str(out / "aligned"), overrides={
             "beta": cfg.beta, "learning_rate": cfg.learning_rate, "epochs": cfg.epochs,
             "batch_size": cfg.batch_size, "lr_scheduler": "cosine", "warmup_ratio": 0.1, "eval_fraction": 0.1,
-            "max_length": 128, "seed": cfg.seed, "progress": progress}, log=lambda *a, **kw: None)
+            "max_length": MAX_LENGTH, "seed": cfg.seed, "progress": progress}, log=lambda *a, **kw: None)
         if summary.get("interrupted"):
             raise KeyboardInterrupt
         timings["dpo"] = time.time() - t

@@ -24,11 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..data.records import Demonstration
+from .base import MAX_LENGTH
 from .prompts import as_chat, sample_prompts
 from .reward import answer_correct, is_refusal
 
 NPO_DEFAULTS = {"learning_rate": 1e-4, "epochs": 1.0, "batch_size": 16, "lr_scheduler": "cosine",
-                "warmup_ratio": 0.1, "eval_fraction": 0.1, "max_length": 128}
+                "warmup_ratio": 0.1, "eval_fraction": 0.1, "max_length": MAX_LENGTH}
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ def loglik(model_dir: str, records: list) -> dict:
     from ..data.tokenize import Encoder
     from ..synthetic.evaluate import load_policy, logprob_sums
     model, tok = load_policy(model_dir)
-    enc = Encoder(tok, max_length=10**9)
+    enc = Encoder.untruncated(tok)
     p_ids = [enc.prompt_ids(r.prompt) for r in records]
     c_ids = [enc.completion_ids(r.completion) for r in records]
     sums = logprob_sums(model, p_ids, c_ids, tok.pad_token_id)
