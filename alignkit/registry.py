@@ -12,6 +12,7 @@ import dataclasses
 from .config import read_yaml
 from .errors import ConfigError
 from .losses.registry import LOSSES, get_loss
+from .merge.paft import PAFT_METHODS
 from .method import THEMES, Method
 from .online.methods import ONLINE_METHODS
 from .rewards.methods import REWARD_METHODS
@@ -22,7 +23,7 @@ from .train.run import Job, split_layers
 
 def _build() -> dict:
     methods: dict = {}
-    for m in (*LOSSES.values(), *REWARD_METHODS, *RL_METHODS, *ONLINE_METHODS):
+    for m in (*LOSSES.values(), *REWARD_METHODS, *RL_METHODS, *ONLINE_METHODS, *PAFT_METHODS):
         if m.name in methods:
             raise RuntimeError(f"two methods named {m.name!r}")
         # a loss runs on the offline loop; a recipe brings its own flow

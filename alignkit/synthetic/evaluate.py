@@ -5,6 +5,12 @@ One response per prompt per model, sampled at the same temperature used for the 
 (methods.md 9.5: KL must be measured on samples from the policy, at the sampling temperature; with
 temperature 1 and top_p 1 the samples are exact draws from pi, so the k1 estimate is unbiased).
 Policy and baseline use the same sampling seed, so a model compared with itself ties everywhere.
+
+The forgetting measure (issue 18; the "alignment tax" of Pentyala et al. 2024, arXiv 2406.17923, sec.
+1): next to what alignment taught (r*, win rate, harmlessness), what SFT taught: the answer accuracy on
+arithmetic prompts (from the samples) and `demo_nll`, the per-token negative log-likelihood of the
+task's demonstrations (the SFT corpus's behaviour mix, corpus.SFT_RATES) on held-out prompts, which no
+run trained on. A model that keeps what SFT taught keeps its accuracy and its demonstration NLL.
 """
 from __future__ import annotations
 
@@ -53,14 +59,37 @@ def logprob_sums(model, prompt_ids: list, completion_ids: list, pad_id: int, bat
     return out
 
 
+def heldout_demonstrations(n: int, seed: int = 0) -> list:
+    """n (chat prompt, response) demonstrations of the task on held-out prompts (balanced over the four
+    families), drawn from the SFT corpus's behaviour mix: the distribution SFT imitated, on prompts
+    that no run trains on."""
+    import random
+    from .corpus import SFT_RATES, respond
+    rng = random.Random(f"heldout-demos|{seed}")
+    return [(as_chat(p.text), respond(p, rng, SFT_RATES)[0]) for p in sample_prompts(n, "heldout", seed=seed + 17)]
+
+
+def demo_nll(model, tok, demos: list) -> float:
+    """Mean per-token negative log-likelihood -sum log pi(y|x) / sum |y| of demonstrations (EOS counted)."""
+    from ..data.tokenize import Encoder
+    enc = Encoder.untruncated(tok)
+    p_ids = [enc.prompt_ids(p) for p, _ in demos]
+    c_ids = [enc.completion_ids(c) for _, c in demos]
+    sums = logprob_sums(model, p_ids, c_ids, tok.pad_token_id)
+    return -sum(sums) / max(1, sum(len(c) for c in c_ids))
+
+
 def _same_vocab(tok_a, tok_b) -> bool:
     return len(tok_a) == len(tok_b) and tok_a.get_vocab() == tok_b.get_vocab()
 
 
-def describe(model, tok, prompts: list, sampling: SamplingConfig, seed: int, ref=None) -> tuple:
-    """Sample one model and compute its metrics (and its KL to `ref` = (model, tok) when given)."""
+def describe(model, tok, prompts: list, sampling: SamplingConfig, seed: int, ref=None, demos=None) -> tuple:
+    """Sample one model and compute its metrics (and its KL to `ref` = (model, tok) when given, and its
+    per-token NLL of `demos` when given)."""
     p_ids, c_ids, texts = sample(model, tok, prompts, sampling, seed)
     m = metrics.policy_metrics(prompts, texts)
+    if demos:
+        m["demo_nll"] = demo_nll(model, tok, demos)
     m["length_tokens"] = sum(len(c) for c in c_ids) / max(1, len(c_ids))
     if ref is not None:
         ref_model, ref_tok = ref
@@ -77,11 +106,15 @@ def describe(model, tok, prompts: list, sampling: SamplingConfig, seed: int, ref
 
 def evaluate_policy(model: str, baseline: str | None = None, ref: str | None = None, n_prompts: int = 200,
                     seed: int = 0, split: str = "heldout", sampling: SamplingConfig = EVAL_SAMPLING,
-                    keep_samples: int = 0, log=print) -> dict:
+                    keep_samples: int = 0, nll_demos: int = 200, log=print) -> dict:
     """Metrics of `model` (and of `baseline`, plus the win rate of model over baseline) on `n_prompts`
-    prompts of `split`, balanced over the four families. The KL reference is `ref`, else the baseline."""
+    prompts of `split`, balanced over the four families. The KL reference is `ref`, else the baseline.
+    `nll_demos` held-out demonstrations give each model's demo_nll (0 = skip it)."""
     if n_prompts < 1:
         raise ConfigError(f"--n-prompts must be at least 1, got {n_prompts}")
+    if nll_demos < 0:
+        raise ConfigError(f"nll_demos must be >= 0, got {nll_demos}")
+    demos = heldout_demonstrations(nll_demos, seed) if nll_demos else None
     infos = sample_prompts(n_prompts, split, seed=seed)
     prompts = [as_chat(p.text) for p in infos]
     ref_path = ref or baseline
@@ -95,13 +128,14 @@ def evaluate_policy(model: str, baseline: str | None = None, ref: str | None = N
 
     ref_pair = get(ref_path) if ref_path else None
     res = {"n_prompts": len(prompts), "split": split, "seed": seed, "temperature": sampling.temperature,
-           "max_new_tokens": sampling.max_new_tokens, "model": str(model), "baseline": baseline, "ref": ref_path}
+           "max_new_tokens": sampling.max_new_tokens, "model": str(model), "baseline": baseline, "ref": ref_path,
+           "nll_demos": nll_demos}
     log(f"sampling {len(prompts)} {split} prompts from {model}")
-    pm, ptexts = describe(*get(model), prompts, sampling, seed, ref_pair)
+    pm, ptexts = describe(*get(model), prompts, sampling, seed, ref_pair, demos)
     res["policy"] = pm
     if baseline:
         log(f"sampling {len(prompts)} {split} prompts from {baseline}")
-        bm, btexts = describe(*get(baseline), prompts, sampling, seed, ref_pair)
+        bm, btexts = describe(*get(baseline), prompts, sampling, seed, ref_pair, demos)
         res["baseline_metrics"] = bm
         r_p = [metrics.true_reward_breakdown(p.text, t)["total"] for p, t in zip(infos, ptexts)]
         r_b = [metrics.true_reward_breakdown(p.text, t)["total"] for p, t in zip(infos, btexts)]
@@ -113,10 +147,11 @@ def evaluate_policy(model: str, baseline: str | None = None, ref: str | None = N
     return res
 
 
+# what alignment taught (r* and its parts), then what SFT taught (accuracy, held-out demonstration NLL)
 ROWS = (("mean true reward", "mean_reward"), ("harmlessness (harmful refused)", "harmlessness"),
-        ("over-refusal (benign refused)", "over_refusal"), ("answer accuracy", "accuracy"),
-        ("on topic (open)", "on_topic"), ("rude", "rude"), ("KL to reference", "kl_to_ref"),
-        ("length (tokens)", "length_tokens"))
+        ("over-refusal (benign refused)", "over_refusal"), ("on topic (open)", "on_topic"), ("rude", "rude"),
+        ("answer accuracy", "accuracy"), ("demo NLL (held-out, per token)", "demo_nll"),
+        ("KL to reference", "kl_to_ref"), ("length (tokens)", "length_tokens"))
 
 
 def format_table(columns: list, win_rate: dict | None = None) -> str:

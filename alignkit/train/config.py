@@ -21,6 +21,8 @@ class TrainConfig:
     warmup_steps: int = 0  # linear warm-up steps (overrides warmup_ratio when > 0)
     warmup_ratio: float = 0.0  # warm-up as a fraction of the total steps
     max_grad_norm: float = 1.0  # gradient clipping norm; 0 disables clipping
+    l1_delta: float = 0.0  # lambda of an L1 penalty lambda * ||theta - theta_0||_1 on the trainable weights' move from the start (PAFT, arXiv 2406.17923 sec. 3), added once per optimizer step; keeps a copy of the starting weights; 0 = off
+    delta_threshold: float = 0.0  # |theta - theta_0| at or below this counts as unmoved in the logged delta_sparsity; 0 = the peak learning rate (Adam's step: an entry the penalty holds at theta_0 oscillates within about one step of it)
     dtype: str = "fp32"  # fp32 | bf16 (weights and compute; fp32 is faster on most CPUs)
     seed: int = 0  # seeds data order, initialisation and sampling
     # data
@@ -52,3 +54,9 @@ class TrainConfig:
     max_nonfinite: int = 5  # stop after this many consecutive non-finite losses/gradients (each is skipped)
     num_threads: int = 0  # torch CPU threads; 0 = torch's default
     trust_remote_code: bool = False  # allow model code from the model folder (off unless you trust it)
+
+    def __post_init__(self):
+        if self.l1_delta < 0:
+            raise ValueError(f"l1_delta: {self.l1_delta} must be >= 0 (0 turns the penalty off)")
+        if self.delta_threshold < 0:
+            raise ValueError(f"delta_threshold: {self.delta_threshold} must be >= 0")

@@ -8,6 +8,8 @@ It holds no method-specific code. A loop hands it the micro-batches of one optim
     loss = sum_i loss_i / sum_i weight_i   over every example of every micro-batch and process.
 Each micro-batch backpropagates its unnormalised sum, and the gradients are divided by the global
 weight once at the end, so accumulation and multi-process runs give the same update as one batch.
+A weight-space regulariser (`--l1-delta`: `DeltaL1`) joins the step after that normalisation, once per
+optimizer step, whatever the number of micro-batches or processes.
 """
 from __future__ import annotations
 
@@ -147,6 +149,51 @@ def _metric_sums(parts: list) -> tuple:
     return sums, counts
 
 
+class DeltaL1:
+    """The L1 penalty on the weight delta, lambda * ||theta - theta_0||_1 over the trainable parameters
+    (PAFT: Pentyala et al. 2024, arXiv 2406.17923, sec. 3: the preference run's objective is
+    L_pref(theta) + lambda * ||theta - theta_0||_1, which keeps its delta sparse so that it merges with
+    the SFT run's delta with little interference).
+
+    The penalty depends on the weights only, not on the data, so it belongs to the optimizer step, not to a
+    micro-batch: the engine normalises the data gradients to sum_i grad loss_i / sum_i w_i and then adds
+    the penalty's (sub)gradient lambda * sign(theta - theta_0) (0 where theta = theta_0) exactly once, on
+    every process alike (DDP keeps the parameters identical, so no reduction is needed). theta_0 is a copy
+    of the trainable parameters when the engine is built, before a resumed run loads its checkpoint: the
+    starting model's weights (under LoRA, the adapters' initial values). Memory: one more copy of the
+    trainable weights."""
+
+    def __init__(self, params: list, lam: float, threshold: float):
+        self.lam, self.threshold = float(lam), float(threshold)
+        self.pairs = [(p, p.detach().clone()) for p in params]
+
+    @torch.no_grad()
+    def add_grad(self) -> float:
+        """grad += lambda * sign(theta - theta_0) for every parameter -> ||theta - theta_0||_1 (at the
+        weights the gradient is taken at, before the update)."""
+        norm = torch.zeros((), dtype=torch.float64)
+        for p, p0 in self.pairs:
+            d = p.detach() - p0
+            norm += d.abs().sum().double().cpu()
+            g = torch.sign(d).mul_(self.lam)
+            if p.grad is None:
+                p.grad = g.to(p.dtype)
+            else:
+                p.grad.add_(g)
+        return float(norm)
+
+    @torch.no_grad()
+    def report(self) -> dict:
+        """{l1_delta: ||theta - theta_0||_1, delta_sparsity: share of entries with |delta| <= threshold}."""
+        norm, small, total = 0.0, 0, 0
+        for p, p0 in self.pairs:
+            d = (p.detach() - p0).abs()
+            norm += float(d.sum())
+            small += int((d <= self.threshold).sum())
+            total += d.numel()
+        return {"l1_delta": norm, "delta_sparsity": small / max(total, 1)}
+
+
 class Engine:
     def __init__(self, model, cfg: TrainConfig, out_dir: str | Path, total_steps: int,
                  extra_params: list | None = None, accelerator=None):
@@ -182,6 +229,14 @@ class Engine:
                                                            lr_lambda(cfg.lr_scheduler, warmup, total_steps))
         # the parameters the optimizer steps (prepare may have replaced the module's own)
         self.params = [p for group in self.opt.param_groups for p in group["params"]]
+        self.delta_l1: DeltaL1 | None = None
+        if cfg.l1_delta > 0:
+            if self.sharded or self.deepspeed:
+                raise ConfigError("--l1-delta runs on one process or DDP only (FSDP and DeepSpeed shard the "
+                                  "weights the penalty compares with their start)")
+            extra = {id(p) for p in self.extra_params}  # a value head is not part of the model's delta
+            self.delta_l1 = DeltaL1([p for p in self.params if id(p) not in extra], cfg.l1_delta,
+                                    cfg.delta_threshold or cfg.learning_rate)
         self.step = 0
         self.nonfinite_in_row = 0
         self.nonfinite_total = 0
@@ -298,6 +353,12 @@ class Engine:
         for p in self.params:
             if p.grad is not None:
                 p.grad.mul_(scale)
+        l1_norm = None
+        if self.delta_l1 is not None:  # once per optimizer step, after the data gradients are normalised
+            l1_norm = self.delta_l1.add_grad()
+            metrics.update(l1_delta=l1_norm, l1_penalty=self.delta_l1.lam * l1_norm)
+            if (self.step + 1) % max(1, self.cfg.log_every) == 0 or self.step + 1 >= self.total_steps:
+                metrics["delta_sparsity"] = self.delta_l1.report()["delta_sparsity"]
         grad_norm = torch.tensor(0.0)
         if self.cfg.max_grad_norm > 0:
             grad_norm = self.acc.clip_grad_norm_(self.params, self.cfg.max_grad_norm)
@@ -309,7 +370,8 @@ class Engine:
         grad_norm = sharding.full_tensor(grad_norm)
         loss_value = loss_global / max(w_global, 1e-12)
         metrics.update(loss=loss_value, grad_norm=float(grad_norm), lr=self.sched.get_last_lr()[0])
-        if not (math.isfinite(loss_value) and math.isfinite(float(grad_norm))):
+        if not (math.isfinite(loss_value) and math.isfinite(float(grad_norm))
+                and (l1_norm is None or math.isfinite(l1_norm))):
             self.opt.zero_grad(set_to_none=True)
             return self.count_nonfinite(metrics)
         self.nonfinite_in_row = 0

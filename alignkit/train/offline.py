@@ -221,7 +221,11 @@ def train_offline(spec: Method, loss_cfg, cfg: TrainConfig, model_path: str, tra
         if value_head is not None:
             from safetensors.torch import save_file
             save_file({k: v.cpu() for k, v in value_head.state_dict().items()}, str(run.out / "value_head.safetensors"))
-    return run.finish({"method": spec.name, "steps": engine.step, "train_examples": len(train_ex),
-                       "eval_examples": len(eval_ex), "truncated": encoder.report.truncated,
-                       "dropped": encoder.report.dropped, "skipped_nonfinite": engine.nonfinite_total,
-                       "eval_start": first_eval, "eval_end": final_eval, "train_last": last}, save)
+    summary = {"method": spec.name, "steps": engine.step, "train_examples": len(train_ex),
+               "eval_examples": len(eval_ex), "truncated": encoder.report.truncated,
+               "dropped": encoder.report.dropped, "skipped_nonfinite": engine.nonfinite_total,
+               "eval_start": first_eval, "eval_end": final_eval, "train_last": last}
+    if engine.delta_l1 is not None:  # --l1-delta: how far the final weights moved, and how sparsely
+        summary["delta"] = {"l1_lambda": cfg.l1_delta, "threshold": engine.delta_l1.threshold,
+                            **engine.delta_l1.report()}
+    return run.finish(summary, save)
