@@ -75,7 +75,9 @@ class ModelFolder:
                     raise ModelLoadError(f"{path}: shard {shard} listed in {INDEX} is missing")
             self._files = {k: p / v for k, v in weight_map.items()}
         else:
-            shards = sorted(x for x in p.glob("*.safetensors") if x.name != ADAPTER_WEIGHTS)
+            # only the model's weights: a training run's folder also holds other safetensors files
+            # (ref_logps.safetensors, value_head.safetensors) that are not model tensors
+            shards = sorted(p.glob("model*.safetensors"))
             if not shards:
                 _refuse_pickle(p, ".safetensors weights")
             for shard in shards:

@@ -1,7 +1,8 @@
 """Measures of how far a model moved from its base, for sparse-delta training and for merging.
 
 PAFT (Pentyala et al. 2024, "PAFT: A Parallel Training Paradigm for Effective LLM Fine-Tuning",
-arXiv 2406.17923) trains the preference run with an L1 penalty on its delta from the base,
+arXiv 2406.17923, sec. 3.3) trains the SFT run with an L1 penalty on its delta from the base (alignkit
+also offers it on the preference run),
 lambda * ||theta - theta_0||_1, so that the delta is sparse and merges with the SFT run's delta with
 little interference (the premise of TIES and DARE too: sparse deltas collide less). `l1_delta_penalty`
 is that term (differentiable); `l1_delta_sparsity` measures the sparsity it reached.
