@@ -3,14 +3,18 @@
 It registers, through the generic registries only:
 - the judge kind `truth` (its ground-truth reward r* as a Judge) and the rule `rule:truth`;
 - its prompts as the default prompt source of online methods run without --data, with `truth` as
-  the judge reported at evaluation.
+  the judge reported at evaluation;
+- its evaluation (r*, win rate, harmlessness, ...) and training set-up as the leaderboard task `bundled`
+  (leaderboard_task.py).
 """
 from __future__ import annotations
 
 from ..data.sources import PromptSource, register_prompt_source
 from ..errors import ConfigError
+from ..eval.tasks import register_task
 from ..rewards.rules import register_rule
 from ..rewards.specs import register_judge_kind
+from .leaderboard_task import TASK as BUNDLED_TASK
 from .prompts import as_chat, sample_prompts
 from .reward import TruthJudge, true_reward
 
@@ -33,3 +37,4 @@ register_judge_kind("truth", _truth_judge, takes_arg=False)
 register_rule("truth")(lambda prompt, response: float(true_reward(prompt, response)))
 register_prompt_source(PromptSource("synthetic", _prompts, "the bundled task", eval_judge="truth",
                                     default_train_prompts=TRAIN_PROMPTS), default=True)
+register_task(BUNDLED_TASK)
