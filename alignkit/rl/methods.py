@@ -15,6 +15,7 @@ from ..train.run import Job
 from . import advantages as A
 from . import policy_losses as L
 from . import ptx
+from .nash_md import NashMDConfig, run_nash_md
 from .types import RLMethod
 
 
@@ -140,4 +141,9 @@ RL_METHODS = [
         (GRPO, GRPOConfig, "Shao et al. 2024, arXiv 2402.03300",
          "group-normalised advantages over G samples, per-token KL (k3) in the loss"),
     )
+] + [
+    Method("nash-md", None, NashMDConfig, "online", "Munos et al. 2023, arXiv 2312.00886", theme="RL",
+           reference=True, run=run_nash_md,
+           description="Nash-MD: policy vs the geometric mixture with the reference under a preference model, "
+                       "policy gradient + KL"),
 ]
