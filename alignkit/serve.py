@@ -453,6 +453,7 @@ def load_service(reward: str | None, model: str | None, trust_remote_code: bool 
 
 
 def cmd_serve(args) -> int:
+    """Serve until interrupted; `args` has the fields of commands/serve.py's ServeConfig."""
     token = args.token or os.environ.get(TOKEN_ENV) or None
     check_exposure(args.host, token)  # before loading anything
     service = load_service(args.reward, args.model, args.trust_remote_code, args.max_new_tokens,
@@ -468,24 +469,3 @@ def cmd_serve(args) -> int:
     finally:
         server.server_close()
     return 0
-
-
-def register(sub):
-    p = sub.add_parser("serve", help="serve a judge (POST /score) and/or a model (POST /generate, OpenAI /v1/) over HTTP",
-                       description="A small HTTP server for a judge and/or a generator. Binds to 127.0.0.1; "
-                                   "another --host needs --token (or ALIGNKIT_SERVE_TOKEN), and then every request "
-                                   "needs 'Authorization: Bearer TOKEN'.")
-    p.add_argument("--reward", help="judge spec to serve on POST /score (as for --reward elsewhere)")
-    p.add_argument("--model", help="local Hugging Face model folder to serve on POST /generate and the "
-                                   "OpenAI-compatible /v1/completions, /v1/chat/completions, /v1/models")
-    p.add_argument("--model-name", help="the model's id on /v1/models and in requests (default: the folder name)")
-    p.add_argument("--max-logprobs", type=int, default=20,
-                   help="most alternatives a request may ask for per token (logprobs, top_logprobs; default 20)")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
-    p.add_argument("--token", help=f"bearer token every request must carry (default: ${TOKEN_ENV})")
-    p.add_argument("--max-new-tokens", type=int, default=64, help="longest completion a request may ask for (default 64)")
-    p.add_argument("--max-request-bytes", type=int, default=10 * 2**20, help="largest request body (default 10 MiB)")
-    p.add_argument("--trust-remote-code", action="store_true", help="allow model code from the model folder (off by default)")
-    p.add_argument("--quiet", action="store_true", help="no per-request log lines")
-    p.set_defaults(func=cmd_serve)

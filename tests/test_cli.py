@@ -91,3 +91,67 @@ def test_every_method_has_a_train_parser_without_clashing_flags():
     for name in METHODS:
         p = train_parser(name)
         assert "--learning-rate" in p.format_help(), name
+
+
+def _leaf_parsers(parser, path=()):
+    """(command path, parser) of every subcommand that runs something."""
+    import argparse
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                if sub is not parser:
+                    yield from _leaf_parsers(sub, path + (name,))
+    if parser._defaults.get("func"):
+        yield path, parser
+
+
+def test_every_subcommand_option_comes_from_a_config_dataclass():
+    """No hand-written flag: every option is a config field (add_dataclass_args prints its default), or
+    --config FILE.yaml."""
+    from alignkit.cli import build_parser
+    leaves = dict(_leaf_parsers(build_parser()[0]))
+    assert {("rewards", "score"), ("world", "compare"), ("synthetic", "unlearn"), ("eval", "curves"),
+            ("models", "get"), ("tiny-model",), ("serve",), ("quickstart",)} <= set(leaves)
+    for path, p in leaves.items():
+        for a in p._actions:
+            if not a.option_strings or a.dest in ("help", "config") or a.help == "==SUPPRESS==":
+                continue
+            assert a.help and "(default: " in a.help, (path, a.option_strings)
+
+
+def test_a_command_reads_its_options_from_yaml_and_flags_win(tmp_path, capsys):
+    data = write_pairs(tmp_path / "pairs.jsonl", make_pairs(3))
+    cfg = tmp_path / "score.yaml"
+    cfg.write_text(yaml.safe_dump({"reward": "rule:words", "data": str(data), "output": str(tmp_path / "a.jsonl")}))
+    assert main(["rewards", "score", "--config", str(cfg), "--output", str(tmp_path / "b.jsonl")]) == 0
+    assert not (tmp_path / "a.jsonl").exists()
+    rows = [json.loads(line) for line in (tmp_path / "b.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and {"reward_chosen", "reward_rejected"} <= set(rows[0])
+    cfg.write_text("rewrad: rule:words\n")
+    assert main(["rewards", "score", "--config", str(cfg)]) == 2
+    assert "unknown key 'rewrad'" in capsys.readouterr().err
+
+
+def test_command_errors_are_one_line_and_name_the_field(capsys):
+    for argv, words in [(["rewards", "tokens", "--model", "m", "--data", "d", "--color", "red"],
+                         ("color", "auto, always, never")),
+                        (["world", "compare", "--methods", "dpo", "--output", "o", "--pairs", "all"],
+                         ("pairs", "best-worst, disjoint")),
+                        (["serve", "--port", "70000"], ("port", "[0, 65535]")),
+                        (["eval"], ("model", "required"))]:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and len(err.strip().splitlines()) == 1 and all(w in err for w in words), err
+    with pytest.raises(SystemExit) as e:
+        main(["rewards", "score", "--rewrd", "x"])
+    assert e.value.code == 2
+    assert capsys.readouterr().err.startswith("error: unknown option --rewrd (did you mean --reward?); "
+                                              "`alignkit rewards score --help`")
+
+
+def test_world_is_the_synthetic_group():
+    from alignkit.cli import build_parser
+    p = build_parser()[0]
+    a = p.parse_args(["world", "base", "--force"])
+    b = p.parse_args(["synthetic", "base", "--force"])
+    assert a.func.__code__ is b.func.__code__ and a.force is b.force is True

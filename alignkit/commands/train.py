@@ -1,0 +1,106 @@
+"""`alignkit train METHOD` and `alignkit methods`.
+
+    alignkit train METHOD --model DIR --data FILE --output DIR [--config FILE.yaml] [--FIELD VALUE ...]
+    alignkit methods [--json]
+
+`train`'s flags depend on the method (its config class, and for a composite recipe its inner loss's),
+so it builds its own parser from the argv: the run's TrainConfig, the method's config and the inner
+loss's config, all from the registry (alignkit/registry.py).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+
+from ..config import add_dataclass_args, build_config
+from ..errors import AlignkitError
+from .common import OneLineParser, add_command, required
+
+
+@dataclass(frozen=True)
+class TrainPaths:
+    model: str = ""  # local Hugging Face model folder to start from
+    data: str = ""  # training data: .jsonl/.json/.parquet/.csv or a save_to_disk folder (online methods: prompts; none: the default prompt source)
+    output: str = ""  # output folder (model, tokenizer, config.yaml, metrics.jsonl)
+
+    def __post_init__(self):
+        required(self, "model", "output")
+
+
+@dataclass(frozen=True)
+class MethodsConfig:
+    json: bool = False  # print a JSON list of objects instead of a table
+
+
+def train_parser(method: str | None, argv: list = ()) -> argparse.ArgumentParser:
+    from ..registry import METHODS
+    from ..train.config import TrainConfig
+    p = OneLineParser(
+        prog=f"alignkit train {method or 'METHOD'}",
+        description=("Train a model with an alignment method. Every config field is a flag "
+                     "(dashes or underscores); --config FILE.yaml gives defaults; flags win."),
+        epilog=None if method else "methods: " + ", ".join(sorted(METHODS)))
+    p.add_argument("method", nargs="?", help="the method (see `alignkit methods`)")
+    p.add_argument("--config", metavar="FILE.yaml", help="YAML file of config fields (defaults for this run)")
+    add_dataclass_args(p, TrainPaths, "input and output")
+    add_dataclass_args(p, TrainConfig, "run options")
+    if method in METHODS:
+        m = METHODS[method]
+        add_dataclass_args(p, m.config, f"{method} options ({m.paper})")
+        if m.inner_feedback:  # a composite method: its inner loss's own flags
+            from ..config import read_yaml
+            from ..losses.registry import get_loss
+            from ..registry import inner_loss_name
+            known = argparse.ArgumentParser(add_help=False)
+            known.add_argument("--loss")
+            known.add_argument("--config")
+            pre, _ = known.parse_known_args(argv)
+            yaml_dict = read_yaml(pre.config) if pre.config else {}
+            inner = get_loss(inner_loss_name(m, yaml_dict, {"loss": pre.loss}), m.inner_feedback)
+            taken = {a.dest for a in p._actions}
+            add_dataclass_args(p, inner.config, f"--loss {inner.name} options ({inner.paper})", skip=taken)
+    return p
+
+
+def cmd_train(argv: list) -> int:
+    """`alignkit train ...` (argv without "train")."""
+    method = argv[0] if argv and not argv[0].startswith("-") else None
+    from ..api import run_train
+    from ..registry import METHODS
+    if method is not None and method not in METHODS:
+        raise AlignkitError(f"unknown method {method!r}; `alignkit methods` lists them")
+    p = train_parser(method, argv)
+    args = p.parse_args(argv)
+    if method is None:
+        p.print_help()
+        return 2
+    path_fields = ("model", "data", "output")
+    paths = build_config(TrainPaths, {k: getattr(args, k) for k in path_fields}, where=f"alignkit train {method}")
+    fixed = {"method", "config", *path_fields}
+    overrides = {k: v for k, v in vars(args).items() if k not in fixed and v is not None}
+    summary = run_train(method, paths.model, paths.data or None, paths.output, overrides, args.config)
+    return 130 if summary.get("interrupted") else 0
+
+
+def cmd_methods(cfg: MethodsConfig) -> int:
+    from ..registry import method_rows
+    rows = method_rows()
+    if cfg.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    cols = [("name", 12), ("theme", 13), ("feedback", 14), ("reference", 9), ("paper", 60)]
+    print("  ".join(h.ljust(w) for h, w in cols))
+    print("  ".join("-" * w for _, w in cols))
+    for r in rows:
+        vals = [r["name"], r["theme"], r["feedback"], "yes" if r["reference"] else "no", r["paper"]]
+        print("  ".join(str(v).ljust(w) for v, (_, w) in zip(vals, cols)))
+    print(f"\n{len(rows)} methods. `alignkit train NAME --help` shows each one's options.")
+    return 0
+
+
+def register(sub):
+    # listed for --help only: main() hands `alignkit train ...` to cmd_train, whose flags depend on the method
+    sub.add_parser("train", help="train a model with one method (alignkit train METHOD --help)", add_help=False)
+    add_command(sub, "methods", cmd_methods, MethodsConfig,
+                help="list the methods: theme, feedback shape, reference model, paper")
