@@ -281,6 +281,9 @@ def run_compare(arms: list, cfg: CompareConfig = CompareConfig(), labeler: Label
     from .base import WorldConfig, build_base
     if not arms:
         raise ConfigError("world compare needs at least one method")
+    if labeler.population:
+        raise ConfigError("world compare labels with one labeller on r*; for the annotator population use "
+                          "`world export --population` (pairwise.jsonl) or the judge `population`")
     for a in arms:
         if a.method not in LOSSES:
             raise ConfigError(f"world compare trains registered losses; {a.method!r} is not one "

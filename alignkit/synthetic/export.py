@@ -5,6 +5,7 @@ Files written to the output folder (prompts are conversations, TRL's "conversati
 - prompts_train.jsonl, prompts_heldout.jsonl: {"prompt", "family"} (TRL prompt-only, plus the family)
 - sft.jsonl: {"prompt", "completion"}: the demonstrations the base model was SFT'd on
 - pairwise.jsonl: {"prompt", "chosen", "rejected"}: the pairwise labeler's best-vs-worst of K candidates
+  (with `--population`: labelled by the intransitive annotator population instead, labelers.py)
 - binary.jsonl: {"prompt", "completion", "label"}: thumbs on every candidate (TRL unpaired preference)
 - listwise.jsonl: {"prompt", "completions", "scores"}: the Plackett-Luce labeler's ranking of the K
 - scored.jsonl: {"prompt", "completion", "score"}: noisy scalar ratings of every candidate
@@ -24,7 +25,8 @@ from ..data.records import Demonstration
 from . import corpus
 from .base import WorldConfig, build_base
 from .candidates import sample_from_corpus, sample_from_model
-from .labelers import BinaryLabeler, LabelerConfig, ListwiseLabeler, PairwiseLabeler, ScoreLabeler
+from .labelers import (POPULATION_TEMPERATURE, BinaryLabeler, LabelerConfig, ListwiseLabeler, PairwiseLabeler,
+                       PopulationLabeler, ScoreLabeler)
 from .prompts import as_chat, sample_prompts, universe
 
 
@@ -58,7 +60,9 @@ def export_world(output: str, n_prompts: int = 400, k: int = 4, source: str = "c
         cands = sample_from_corpus(infos, k, seed=seed)
     prompts = [as_chat(p.text) for p in infos]
 
-    pair_l = PairwiseLabeler(labeler)
+    # the population's pairs: each by one drawn annotator (substance, manners or brevity), its best vs its worst
+    pair_l = PopulationLabeler(LabelerConfig(temperature=POPULATION_TEMPERATURE, noise=labeler.noise, seed=labeler.seed)) \
+        if labeler.population else PairwiseLabeler(labeler)
     pairs = [r for r in (pair_l.label_best_vs_worst(p, c) for p, c in zip(prompts, cands)) if r is not None]
     bin_l, list_l, score_l = BinaryLabeler(labeler), ListwiseLabeler(labeler), ScoreLabeler(labeler)
     binary = [bin_l.label(p, y) for p, c in zip(prompts, cands) for y in c]

@@ -24,8 +24,8 @@ import random
 from dataclasses import dataclass
 
 from ..data.records import Binary, Listwise, Pairwise, Scored, prompt_text
-from ..rewards.judge import sigmoid
-from .reward import RewardWeights, n_words, true_reward
+from ..rewards.judge import Judge, sigmoid
+from .reward import RewardWeights, n_words, true_reward, true_reward_breakdown
 
 R_MIN, R_MAX = -4.0, 2.75  # the range of r* with the default weights
 
@@ -39,6 +39,7 @@ class LabelerConfig:
     score_noise: float = 0.0  # standard deviation of Gaussian noise on scalar scores
     threshold: float = 0.0  # binary: the utility above which an answer deserves a thumbs up
     seed: int = 0  # the labeler's random stream
+    population: bool = False  # pairwise labels from the intransitive annotator population (substance, manners, brevity; one drawn annotator per pair, its own temperature 0.25) instead of one labeller on r*
 
     def __post_init__(self):
         from ..errors import ConfigError
@@ -154,3 +155,120 @@ class ScoreLabeler(_Labeler):
 
 LABELERS = {"pairwise": PairwiseLabeler, "binary": BinaryLabeler, "listwise": ListwiseLabeler,
             "scored": ScoreLabeler}
+
+
+# --- an intransitive labeller population ------------------------------------------------------------
+COMPONENTS = ("correctness", "harmlessness", "on_topic", "style", "length")  # r*'s parts (reward.py)
+
+
+@dataclass(frozen=True)
+class AnnotatorType:
+    """One kind of annotator: r* with some components weighted more (an emphasis of 4 counts that part
+    four times; parts not named count once)."""
+    name: str
+    share: float  # fraction of the population
+    emphasis: tuple  # ((component, multiplier), ...)
+
+    def utility(self, prompt, response: str) -> float:
+        parts = true_reward_breakdown(prompt_text(prompt), response)
+        m = dict(self.emphasis)
+        return sum(m.get(c, 1.0) * parts[c] for c in COMPONENTS)
+
+
+# Three equal thirds, each caring most about one aspect of r*. Each is transitive; their majority is not:
+# answers that trade substance, manners and length against each other form Condorcet cycles
+# (A > B > C > A), while answers far apart under r* are ordered as r* orders them.
+POPULATION = (AnnotatorType("substance", 1 / 3, (("correctness", 4.0), ("harmlessness", 4.0), ("on_topic", 4.0))),
+              AnnotatorType("manners", 1 / 3, (("style", 4.0),)),
+              AnnotatorType("brevity", 1 / 3, (("length", 4.0),)))
+POPULATION_TEMPERATURE = 0.25  # each annotator's Bradley-Terry temperature on its own utility gaps
+
+
+class PopulationLabeler:
+    """A labeller population (Munos et al. 2023, arXiv 2312.00886, sec. 1: a preference averaged over
+    annotators need not be transitive, so no reward represents it). An annotator of type k prefers a to b
+    with sigma((u_k(a) - u_k(b)) / T); the population's preference is the share-weighted average
+
+        P(a > b) = sum_k share_k * sigma((u_k(a) - u_k(b)) / T),
+
+    and a label is one randomly drawn annotator's judgement (then flipped w.p. `noise`)."""
+
+    def __init__(self, cfg: LabelerConfig = LabelerConfig(temperature=POPULATION_TEMPERATURE),
+                 types: tuple = POPULATION):
+        if not types or abs(sum(t.share for t in types) - 1.0) > 1e-6:
+            raise ValueError("annotator shares must sum to 1")
+        self.cfg, self.types = cfg, types
+        self.rng = random.Random(f"labeler|population|{cfg.seed}")
+
+    def _gap_prob(self, gap: float) -> float:
+        if self.cfg.temperature == 0:
+            return 1.0 if gap > 0 else 0.0 if gap < 0 else 0.5
+        return sigmoid(gap / self.cfg.temperature)
+
+    def p_first(self, prompt, first: str, second: str) -> float:
+        """P(the population prefers `first`), noise included."""
+        q = sum(t.share * self._gap_prob(t.utility(prompt, first) - t.utility(prompt, second)) for t in self.types)
+        return (1 - self.cfg.noise) * q + self.cfg.noise * (1 - q)
+
+    def majority_prefers(self, prompt, a: str, b: str) -> bool:
+        return self.p_first(prompt, a, b) > 0.5
+
+    def draw(self) -> AnnotatorType:
+        return self.rng.choices(self.types, weights=[t.share for t in self.types])[0]
+
+    def label(self, prompt, first: str, second: str, annotator: AnnotatorType | None = None) -> Pairwise:
+        """One judgement of two answers by one annotator (drawn from the population unless given)."""
+        t = annotator or self.draw()
+        pick_first = self.rng.random() < self._gap_prob(t.utility(prompt, first) - t.utility(prompt, second))
+        if self.rng.random() < self.cfg.noise:
+            pick_first = not pick_first
+        chosen, rejected = (first, second) if pick_first else (second, first)
+        return Pairwise(prompt, chosen, rejected)
+
+    def label_best_vs_worst(self, prompt, responses: list) -> Pairwise | None:
+        """A drawn annotator rates every answer and judges its own best against its own worst, shown in
+        random order (None when they tie or are the same text)."""
+        if len(responses) < 2:
+            return None
+        t = self.draw()
+        u = [t.utility(prompt, r) for r in responses]
+        hi = max(range(len(u)), key=lambda i: u[i])
+        lo = min(range(len(u)), key=lambda i: u[i])
+        if u[hi] == u[lo] or responses[hi] == responses[lo]:
+            return None
+        a, b = (responses[hi], responses[lo]) if self.rng.random() < 0.5 else (responses[lo], responses[hi])
+        return self.label(prompt, a, b, annotator=t)
+
+
+def find_cycles(labeler: PopulationLabeler, prompt, responses: list, limit: int = 0) -> list:
+    """Triples (a, b, c) of distinct responses whose majority preference is a cycle a > b > c > a, each
+    listed once (limit > 0: stop after that many)."""
+    import itertools
+    uniq = list(dict.fromkeys(responses))
+    n = len(uniq)
+    maj = {(i, j): labeler.majority_prefers(prompt, uniq[i], uniq[j]) for i in range(n) for j in range(n) if i != j}
+    out = []
+    for i, j, k in itertools.combinations(range(n), 3):
+        for a, b, c in ((i, j, k), (i, k, j)):
+            if maj[(a, b)] and maj[(b, c)] and maj[(c, a)]:
+                out.append((uniq[a], uniq[b], uniq[c]))
+                if limit and len(out) >= limit:
+                    return out
+    return out
+
+
+class PopulationJudge(Judge):
+    """The population as a pairwise-only judge (no scalar score represents it): `population` answers
+    compare() with the population's probability P(a > b); `population:SEED` with one drawn annotator's
+    0/1 vote per comparison (a seeded stream), as a round of human labelling would."""
+
+    def __init__(self, seed: int | None = None, types: tuple = POPULATION):
+        self.seed = seed
+        self.labeler = PopulationLabeler(LabelerConfig(temperature=POPULATION_TEMPERATURE, seed=seed or 0), types)
+        self.name = "population" if seed is None else f"population:{seed}"
+
+    def compare(self, prompts: list, a: list, b: list) -> list:
+        if self.seed is None:
+            return [self.labeler.p_first(p, x, y) for p, x, y in zip(prompts, a, b)]
+        return [1.0 if self.labeler.label(p, x, y).chosen == x and x != y else 0.5 if x == y else 0.0
+                for p, x, y in zip(prompts, a, b)]
