@@ -27,6 +27,13 @@ def _truth_judge(arg: str) -> TruthJudge:
     return TruthJudge()
 
 
+def _population_judge(arg: str):
+    from .labelers import PopulationJudge
+    if arg and not arg.lstrip("-").isdigit():
+        raise ConfigError(f"population takes an integer seed (sampled votes) or nothing (probabilities), got {arg!r}")
+    return PopulationJudge(int(arg) if arg else None)
+
+
 def _prompts(n_train: int, n_heldout: int, seed: int) -> tuple:
     train = [as_chat(p.text) for p in sample_prompts(n_train, "train", seed)]
     held = [as_chat(p.text) for p in sample_prompts(n_heldout, "heldout", seed)] if n_heldout else []
@@ -34,6 +41,7 @@ def _prompts(n_train: int, n_heldout: int, seed: int) -> tuple:
 
 
 register_judge_kind("truth", _truth_judge, takes_arg=False)
+register_judge_kind("population", _population_judge)  # intransitive annotators: population or population:SEED
 register_rule("truth")(lambda prompt, response: float(true_reward(prompt, response)))
 register_prompt_source(PromptSource("synthetic", _prompts, "the bundled task", eval_judge="truth",
                                     default_train_prompts=TRAIN_PROMPTS), default=True)
