@@ -138,7 +138,7 @@ def test_template_kind_mismatch_and_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="a pointwise template"):
         parse_template(load_template("helpful", "pointwise").source and
                        open(load_template("helpful", "pointwise").source).read(), "pw.txt", "pairwise")
-    with pytest.raises(ConfigError, match="no such file, and not a built-in template"):
+    with pytest.raises(ConfigError, match="no such file, and not a built-in pairwise template"):
         load_template(str(tmp_path / "absent.txt"), "pairwise")
 
 

@@ -26,9 +26,7 @@ probability of preferring the first-shown response (position bias), calls and to
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import random
 import sys
 import time
@@ -36,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError, DataError
+from .resumable import ResumableOutput, file_sha256, side_paths
 
 MODES = ("pairwise", "pointwise", "rank")
 
@@ -80,11 +79,6 @@ class Item:
     source: str = ""
 
 
-def side_paths(output: str) -> dict:
-    out = Path(output)
-    stem = out.with_suffix("") if out.suffix else out
-    return {name: Path(f"{stem}.{name}.{ext}") for name, ext in
-            (("report", "json"), ("progress", "jsonl"), ("cache", "jsonl"))}
 
 
 # ---- input ---------------------------------------------------------------------------------------
@@ -201,7 +195,7 @@ def _agreement(stats: Stats, item: Item, i: int, j: int, p_i: float, key: str = 
 
 
 def _pairs(judge, items: list, cfg: LabelConfig, chunk_start: int, stats: Stats) -> list:
-    """Every two responses of each item judged; [(item, i, j, P(i > j))]."""
+    """Every two responses of each item judged; [(item, i, j, P(i > j), principle judged under or "")]."""
     todo = []
     for k, item in enumerate(items):
         for i in range(len(item.responses)):
@@ -222,7 +216,7 @@ def _pairs(judge, items: list, cfg: LabelConfig, chunk_start: int, stats: Stats)
     out = []
     for n, (item, i, j, swap) in enumerate(todo):
         p_i = 1.0 - probs[n] if swap else probs[n]
-        out.append((item, i, j, p_i))
+        out.append((item, i, j, p_i, details[n].principle if details else ""))
         _agreement(stats, item, i, j, p_i)
         stats.add("comparisons")
         if details:
@@ -257,14 +251,14 @@ def label_chunk(judge, items: list, cfg: LabelConfig, chunk_start: int) -> tuple
     stats = Stats(items=len(items))
     records, extras = [], []
     if cfg.mode == "pairwise":
-        for item, i, j, p_i in _pairs(judge, items, cfg, chunk_start, stats):
+        for item, i, j, p_i, principle in _pairs(judge, items, cfg, chunk_start, stats):
             win, lose, p = (i, j, p_i) if p_i >= 0.5 else (j, i, 1.0 - p_i)
             if p - 0.5 < cfg.min_confidence:
                 stats.add("low_confidence_pairs")
                 continue
             records.append(Pairwise(item.prompt, item.responses[win], item.responses[lose],
                                     weight=p if cfg.soft_labels else 1.0))
-            extras.append({"judge_probability": p})
+            extras.append({"judge_probability": p, **({"judge_principle": principle} if principle else {})})
         return records, extras, stats
     scores = _scores(judge, items)
     if cfg.mode == "pointwise":
@@ -284,7 +278,7 @@ def label_chunk(judge, items: list, cfg: LabelConfig, chunk_start: int) -> tuple
     if scores is None:  # a pairwise-only judge ranks by expected wins (Judge.rank's rule), batched
         scores = [[0.0] * len(it.responses) for it in items]
         index = {id(it): n for n, it in enumerate(items)}
-        for item, i, j, p_i in _pairs(judge, items, cfg, chunk_start, stats):
+        for item, i, j, p_i, _ in _pairs(judge, items, cfg, chunk_start, stats):
             row = scores[index[id(item)]]
             row[i] += p_i
             row[j] += 1.0 - p_i
@@ -301,39 +295,8 @@ def label_chunk(judge, items: list, cfg: LabelConfig, chunk_start: int) -> tuple
 
 # ---- resumable output ----------------------------------------------------------------------------
 def _fingerprint(cfg: LabelConfig) -> dict:
-    h = hashlib.sha256()
-    p = Path(cfg.data)
-    if p.is_file():
-        with open(p, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
     keep = ("judge", "mode", "threshold", "soft_labels", "min_confidence", "limit", "seed", "on_bad_record")
-    return {**{k: getattr(cfg, k) for k in keep}, "data": str(cfg.data), "data_sha256": h.hexdigest()}
-
-
-def _read_progress(path: Path) -> tuple:
-    """(fingerprint or None, [chunk lines]) from a progress file; a torn last line is ignored."""
-    head, chunks = None, []
-    if not path.exists():
-        return head, chunks
-    for raw in path.read_bytes().split(b"\n"):
-        try:
-            row = json.loads(raw)
-        except ValueError:
-            continue
-        if "config" in row:
-            head = row["config"]
-        elif "done" in row:
-            chunks.append(row)
-    return head, chunks
-
-
-def _append(fd_path: Path, data: bytes) -> int:
-    with open(fd_path, "ab") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-        return f.tell()
+    return {**{k: getattr(cfg, k) for k in keep}, "data": str(cfg.data), "data_sha256": file_sha256(cfg.data)}
 
 
 def _http_backends(judge) -> list:
@@ -407,31 +370,8 @@ def run_label(cfg: LabelConfig, log=print) -> dict:
     items = read_items(cfg.data, cfg.on_bad_record, log)
     if cfg.limit:
         items = items[: cfg.limit]
-    fingerprint = _fingerprint(cfg)
-    if cfg.overwrite:
-        for p in (out, side["progress"], side["report"]):
-            p.unlink(missing_ok=True)
-    head, chunks = _read_progress(side["progress"])
-    if out.exists() and not (head is not None and not chunks):  # a run that labelled nothing yet: start over
-        if head is None:
-            raise ConfigError(f"--output {out}: exists and is not a run of alignkit label "
-                              f"(no {side['progress'].name}); remove it, choose another --output, or pass --overwrite")
-        if head != fingerprint:
-            diff = [k for k in fingerprint if head.get(k) != fingerprint[k]]
-            raise ConfigError(f"--output {out}: holds a run with other settings ({', '.join(diff)} differ); "
-                              "pass --overwrite to start over, or choose another --output")
-        offset = chunks[-1]["offset"] if chunks else 0
-        if out.stat().st_size < offset:
-            raise ConfigError(f"--output {out}: shorter than {side['progress'].name} records ({offset} bytes); "
-                              "it was edited: pass --overwrite to start over")
-        with open(out, "r+b") as f:
-            f.truncate(offset)  # rows of a chunk a kill cut short
-    else:
-        chunks = []
-        out.parent.mkdir(parents=True, exist_ok=True)
-        # the progress file first: a kill between the two leaves no output, which starts over
-        side["progress"].write_text(json.dumps({"config": fingerprint}) + "\n")
-        out.write_bytes(b"")
+    sink = ResumableOutput(cfg.output, _fingerprint(cfg), "alignkit label", cfg.overwrite, "pairs.jsonl")
+    chunks = sink.chunks
     start = chunks[-1]["done"] if chunks else 0
     if start >= len(items):
         log(f"label: {out} is complete ({len(items)} items); nothing to do")
@@ -448,12 +388,8 @@ def run_label(cfg: LabelConfig, log=print) -> dict:
         before = usage_of()
         records, extras, stats = label_chunk(judge, chunk, cfg, lo)
         after = usage_of()
-        lines = "".join(json.dumps({**to_trl_dict(r), **x}, ensure_ascii=False) + "\n" for r, x in zip(records, extras))
-        offset = _append(out, lines.encode("utf-8"))
-        row = {"done": lo + len(chunk), "offset": offset, "rows": len(records), "stats": dict(stats),
-               "usage": {k: after[k] - before.get(k, 0) for k in after if isinstance(after[k], (int, float))}}
-        _append(side["progress"], (json.dumps(row) + "\n").encode())
-        chunks.append(row)
+        sink.append([{**to_trl_dict(r), **x} for r, x in zip(records, extras)], lo + len(chunk), stats,
+                    {k: after[k] - before.get(k, 0) for k in after if isinstance(after[k], (int, float))})
         progress.update(lo + len(chunk))
     report = _report(cfg, getattr(judge, "name", cfg.judge), chunks, len(items), start, time.monotonic() - t0)
     side["report"].write_text(json.dumps(report, indent=1) + "\n")

@@ -33,23 +33,28 @@ class LLMJudge(Judge):
         """The sample's placeholder values for one prompt and its response(s), in the order shown."""
         raise NotImplementedError
 
-    def _exemplar_block(self) -> str:
+    @staticmethod
+    def shared(fields: dict) -> dict:
+        """The values of a judgment that every section may use (a constitution's {principle})."""
+        return {k: fields[k] for k in ("principle",) if k in fields}
+
+    def _exemplar_block(self, shared: dict) -> str:
         t, shots = self.template, []
         for ex in self.exemplars:
-            sample = t.section("sample", **self.fields(ex.prompt, ex.responses))
+            sample = t.section("sample", **self.fields(ex.prompt, ex.responses), **shared)
             if self.cot and ex.rationale:
-                shots.append(f"{sample}\n\n{t.section('cot_ending')} {ex.rationale.strip()}\n\n"
-                             f"{t.section('verdict')} {ex.answer}")
+                shots.append(f"{sample}\n\n{t.section('cot_ending', **shared)} {ex.rationale.strip()}\n\n"
+                             f"{t.section('verdict', **shared)} {ex.answer}")
             else:
-                shots.append(f"{sample}\n\n{t.section('ending')} {ex.answer}")
+                shots.append(f"{sample}\n\n{t.section('ending', **shared)} {ex.answer}")
         return "\n\n".join(shots)
 
     def _text(self, fields: dict, last: str) -> str:
-        t = self.template
-        parts = [t.section("preamble")]
+        t, shared = self.template, self.shared(fields)
+        parts = [t.section("preamble", **shared)]
         if self.exemplars:
-            parts.append(self._exemplar_block())
-        parts += [t.section("sample", **fields), t.section(last)]
+            parts.append(self._exemplar_block(shared))
+        parts += [t.section("sample", **fields), t.section(last, **shared)]
         return "\n\n".join(parts)
 
     def _wrap(self, text: str):
@@ -61,8 +66,8 @@ class LLMJudge(Judge):
     def cot_query(self, fields: dict):
         return self._wrap(self._text(fields, "cot_ending"))
 
-    def verdict_query(self, cot_query, rationale: str):
-        verdict = self.template.section("verdict")
+    def verdict_query(self, cot_query, rationale: str, shared: dict | None = None):
+        verdict = self.template.section("verdict", **(shared or {}))
         if self.backend.chat:
             return list(cot_query) + [{"role": "assistant", "content": rationale.strip()},
                                       {"role": "user", "content": verdict}]

@@ -21,12 +21,16 @@ Sections (each a block of text under a `=== name ===` line):
                 values for pointwise ("0 1 2 3 4 5", as in the additive rubric of Self-Rewarding LMs,
                 Yuan et al. 2024, arXiv 2401.10020, fig. 2)
 Every section may also use {label_a} and {label_b} (pairwise) or {min_score} and {max_score}
-(pointwise), so the labels are written once. Any other {name} is an error (a typo caught early);
-other braces are plain text. Substitution is a single pass: a response containing "{context}" stays
-as it is.
+(pointwise), so the labels are written once. A pairwise template may also use {principle}, in any
+section: the principle of a constitution the comparison is judged under, phrased as a question
+(Constitutional AI, Bai et al. 2022, arXiv 2212.08073, sec. 4.1: "[PRINCIPLE FOR MULTIPLE CHOICE
+EVALUATION]"); such a template is judged with a principle per comparison (constitution.py).
+Any other {name} is an error (a typo caught early); other braces are plain text. Substitution is a
+single pass: a response containing "{context}" stays as it is.
 
 A prompt is the preamble, the few-shot exemplars (if any), the sample and the ending (or cot_ending),
-separated by blank lines. Built-in templates: `helpful` and `harmless`, for each kind, in
+separated by blank lines. Built-in templates: `helpful` and `harmless`, for each kind, and the
+pairwise `constitution` (the paper's multiple-choice comparison under a principle), in
 alignkit/judges/templates/; `template=FILE` takes a user's file, checked by the same rules.
 """
 from __future__ import annotations
@@ -38,11 +42,12 @@ from pathlib import Path
 from ..errors import ConfigError
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
-BUILTIN = ("helpful", "harmless")
+BUILTIN = {"pairwise": ("helpful", "harmless", "constitution"), "pointwise": ("helpful", "harmless")}
 SECTIONS = ("preamble", "sample", "ending", "cot_ending", "verdict", "labels")
 REQUIRED_SECTIONS = ("preamble", "sample", "ending", "labels")
 SAMPLE_FIELDS = {"pairwise": ("context", "response_a", "response_b"), "pointwise": ("context", "response")}
 LABEL_FIELDS = {"pairwise": ("label_a", "label_b"), "pointwise": ("min_score", "max_score")}
+SHARED_FIELDS = {"pairwise": ("principle",), "pointwise": ()}  # per-judgment values any section may use
 _HEADER = re.compile(r"^===\s*([A-Za-z_]+)\s*===\s*$")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -78,6 +83,11 @@ class Template:
     def scores(self) -> list:
         return [float(x) for x in self.labels]
 
+    @property
+    def uses_principle(self) -> bool:
+        """Does some section ask for {principle} (a constitution's multiple-choice question)?"""
+        return any("{principle}" in body for body in self.sections.values())
+
 
 def parse_template(text: str, source: str, kind: str) -> Template:
     """A Template from a file's text; any problem is one ConfigError naming `source`."""
@@ -111,7 +121,7 @@ def parse_template(text: str, source: str, kind: str) -> Template:
     if absent:
         raise ConfigError(f"template {source}: section 'sample' lacks the placeholder "
                           f"{', '.join('{' + f + '}' for f in absent)}")
-    allowed = set(SAMPLE_FIELDS[kind]) | set(LABEL_FIELDS[kind])
+    allowed = set(SAMPLE_FIELDS[kind]) | set(LABEL_FIELDS[kind]) | set(SHARED_FIELDS[kind])
     for name, body in sections.items():
         for m in _PLACEHOLDER.finditer(body):
             if m.group(1) not in allowed:
@@ -142,13 +152,13 @@ def load_template(name: str, kind: str) -> Template:
     """`helpful`, `harmless` (built in) or a path to a user's template file."""
     if kind not in SAMPLE_FIELDS:
         raise ValueError(f"kind must be 'pairwise' or 'pointwise', got {kind!r}")
-    if name in BUILTIN:
+    if name in BUILTIN[kind]:
         path = TEMPLATE_DIR / f"{kind}_{name}.txt"
     else:
         path = Path(name)
         if not path.is_file():
-            raise ConfigError(f"template {name}: no such file, and not a built-in template "
-                              f"({', '.join(BUILTIN)})")
+            raise ConfigError(f"template {name}: no such file, and not a built-in {kind} template "
+                              f"({', '.join(BUILTIN[kind])})")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
