@@ -8,7 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1] / "alignkit"
 # the library's reusable parts: none may import a plug-in (the bundled task) or an entry point
 GENERIC = {"data", "models", "losses", "train", "rewards", "rl", "online", "eval", "judges", "merge",
-           "method", "config", "errors", "registry"}
+           "method", "config", "errors", "registry", "leaderboard"}
 ENTRY_POINTS = {"cli", "commands", "api", "plugins", "serve"}
 PLUGINS = {"synthetic"}
 
