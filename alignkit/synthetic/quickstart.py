@@ -21,8 +21,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from ..data.convert import write_jsonl
 from ..models.generate import SamplingConfig
+from ..models.threads import set_threads
 from .base import MAX_LENGTH, WorldConfig, build_base
 from .candidates import sample_from_model
 from .labelers import LabelerConfig, PairwiseLabeler
@@ -61,7 +64,7 @@ def run_quickstart(cfg: QuickstartConfig = QuickstartConfig(), world: WorldConfi
     from ..registry import run_train
 
     t_start = time.time()
-    timings = {}
+    timings, threads = {}, {}  # seconds and torch threads per stage
     keep = output is not None
     out = Path(output) if keep else Path(tempfile.mkdtemp(prefix="alignkit-quickstart-"))
     out.mkdir(parents=True, exist_ok=True)
@@ -75,6 +78,7 @@ def run_quickstart(cfg: QuickstartConfig = QuickstartConfig(), world: WorldConfi
         k = cfg.samples_per_prompt
         _stage(log, 2, 5, f"sampling {k} responses for each of {len(infos)} training prompts from the SFT model")
         t = time.time()
+        threads["sampling"] = set_threads(0)  # the cores free now (each stage chooses again)
         sampling = SamplingConfig(max_new_tokens=cfg.max_new_tokens, temperature=1.0, top_p=1.0, batch_size=64)
         cands = sample_from_model(str(sft), infos, k, sampling, seed=cfg.seed, progress=progress)
         timings["sampling"] = time.time() - t
@@ -100,9 +104,11 @@ def run_quickstart(cfg: QuickstartConfig = QuickstartConfig(), world: WorldConfi
         if summary.get("interrupted"):
             raise KeyboardInterrupt
         timings["dpo"] = time.time() - t
+        threads["dpo"] = torch.get_num_threads()  # what the run chose
 
         _stage(log, 5, 5, f"evaluating SFT and aligned models on {cfg.eval_prompts} held-out prompts under r*")
         t = time.time()
+        threads["evaluation"] = set_threads(0)
         ev = evaluate_policy(str(out / "aligned"), baseline=str(sft), n_prompts=cfg.eval_prompts, seed=cfg.seed,
                              split="heldout", sampling=dataclasses.replace(sampling, batch_size=128),
                              keep_samples=8, log=lambda *a, **kw: None)
@@ -116,7 +122,7 @@ def run_quickstart(cfg: QuickstartConfig = QuickstartConfig(), world: WorldConfi
                     "eval_start": summary.get("eval_start"), "eval_end": summary.get("eval_end")},
             "config": dataclasses.asdict(cfg), "world": dataclasses.asdict(world),
             "base_model": str(sft), "aligned_model": str(out / "aligned") if keep else None,
-            "timings_s": {k: round(v, 1) for k, v in timings.items()}, "samples": ev.get("samples", []),
+            "timings_s": {k: round(v, 1) for k, v in timings.items()}, "threads": threads, "samples": ev.get("samples", []),
         }
         log("")
         log(format_table([("SFT (before)", before), ("DPO (after)", after)], ev["win_rate"]))

@@ -52,7 +52,7 @@ class TrainConfig:
     report_to: str = "none"  # none | tensorboard | wandb (when installed)
     progress: bool = True  # show a progress bar
     max_nonfinite: int = 5  # stop after this many consecutive non-finite losses/gradients (each is skipped)
-    num_threads: int = 0  # torch CPU threads; 0 = torch's default
+    num_threads: int = 0  # torch CPU threads; 0 = the cores free when the run starts (affinity less the busy ones, at most torch's default)
     trust_remote_code: bool = False  # allow model code from the model folder (off unless you trust it)
 
     def __post_init__(self):

@@ -27,6 +27,7 @@ import yaml
 from ..config import build_config, to_dict
 from ..errors import ConfigError
 from ..method import Method
+from ..models.threads import set_threads
 from .config import TrainConfig
 from .engine import Engine, MetricLog, make_accelerator
 
@@ -119,7 +120,8 @@ class Run:
     def __init__(self, cfg: TrainConfig, output: str, log=print, fsdp_ok: bool = False):
         """Refuses to overwrite an earlier run's checkpoints unless resuming (a fresh run would delete
         its metrics and rotate its checkpoints away), makes the accelerator, silences the log of
-        processes other than the main one, applies the thread count and seeds torch."""
+        processes other than the main one, sets the thread count (--num-threads, else the cores free
+        now) and seeds torch."""
         self.cfg = cfg
         out = Path(output)
         if not cfg.resume and Engine.newest_checkpoint(out) is not None:
@@ -129,8 +131,7 @@ class Run:
         self.log = log if self.acc.is_main_process else _silent
         out.mkdir(parents=True, exist_ok=True)
         self.out = out
-        if cfg.num_threads:
-            torch.set_num_threads(cfg.num_threads)
+        self.threads = set_threads(cfg.num_threads)  # 0: the cores free now (models/threads.py)
         torch.manual_seed(cfg.seed)
         self.engine_: Engine | None = None
         self.mlog: MetricLog | None = None
