@@ -1,7 +1,9 @@
 """Batched sampling with the KV cache, behind one small interface.
 
-`Generator.generate(prompts_ids)` returns completion token ids per prompt; the default backend is
-transformers' `generate` (CPU and GPU). A vLLM backend can implement the same method.
+`Generator.generate(prompts_ids)` returns completion token ids per prompt. For Llama-family models
+the default backend is alignkit's own decoder (models/decode.py: one prefill per distinct prompt, its
+KV cache shared by the prompt's samples, a preallocated cache, inverse-CDF draws); for any other model,
+or with `fast=False`, transformers' `generate` (CPU and GPU). A vLLM backend implements the same method.
 """
 from __future__ import annotations
 
@@ -19,10 +21,13 @@ class SamplingConfig:
 
 
 class HFGenerator:
-    """Left-padded batched sampling with transformers' generate (KV cache on)."""
+    """Left-padded batched sampling with the KV cache: alignkit's decoder where it supports the model
+    (`fast`, default), else transformers' generate. draw: cdf (one uniform per token; the default) or
+    multinomial (transformers' own draw: for a fixed seed, the same tokens as `generate`)."""
 
-    def __init__(self, model, tokenizer):
+    def __init__(self, model, tokenizer, fast: bool = True, draw: str = "cdf"):
         self.model, self.tok = model, tokenizer
+        self.fast, self.draw = fast, draw
 
     @torch.no_grad()
     def generate(self, prompt_ids: list, cfg: SamplingConfig, seed: int | None = None) -> list:
@@ -34,9 +39,16 @@ class HFGenerator:
         device = next(model.parameters()).device
         if seed is not None:
             torch.manual_seed(seed)
+        from .decode import Decoder
+        decoder = Decoder.for_model(model) if self.fast else None
         out_all = []
         for i in range(0, len(prompt_ids), cfg.batch_size):
             chunk = prompt_ids[i: i + cfg.batch_size]
+            if decoder is not None:
+                rows = decoder.sample(chunk, cfg.max_new_tokens, cfg.temperature, cfg.top_p,
+                                      pad if pad is not None else eos, eos, draw=self.draw)
+                out_all += [_trim(row, pad, eos) for row in rows.tolist()]
+                continue
             t = max(len(p) for p in chunk)
             ids = torch.full((len(chunk), t), pad, dtype=torch.long)
             att = torch.zeros((len(chunk), t), dtype=torch.long)
@@ -50,16 +62,19 @@ class HFGenerator:
             else:
                 kw.update(do_sample=False)
             out = model.generate(input_ids=ids.to(device), attention_mask=att.to(device), **kw)
-            for row in out[:, t:].tolist():
-                if eos in row:  # keep EOS, cut what follows
-                    row = row[: row.index(eos) + 1]
-                else:
-                    while row and row[-1] == pad and pad != eos:
-                        row.pop()
-                out_all.append(row)
+            out_all += [_trim(row, pad, eos) for row in out[:, t:].tolist()]
         if was_training:
             model.train()
         return out_all
+
+
+def _trim(row: list, pad, eos) -> list:
+    """A sampled row without what follows its EOS (kept) or, without EOS, its trailing padding."""
+    if eos in row:
+        return row[: row.index(eos) + 1]
+    while row and row[-1] == pad and pad != eos:
+        row.pop()
+    return row
 
 
 def generate_texts(model, tokenizer, prompts: list, cfg: SamplingConfig, seed: int | None = None) -> list:
