@@ -341,3 +341,22 @@ def test_killed_revise_run_restarted_writes_the_same_file(tiny_model_dir, tmp_pa
     assert f"resuming {out} at prompt" in rc.stdout
     assert out.read_bytes() == ref.read_bytes()
     assert len(out.read_text().splitlines()) == 40
+
+
+# ---- the command line ---------------------------------------------------------------------------------
+def test_cli_show_and_one_line_errors(tmp_path, capsys):
+    from alignkit.cli import main
+    assert main(["constitution", "show", "--principles", "helpful"]) == 0
+    out = capsys.readouterr().out
+    assert "12 principles (8 harmless, 4 helpful)" in out and "[correctness] (helpful)" in out and "[harm]" not in out
+    bad = tmp_path / "mine.jsonl"
+    bad.write_text(json.dumps({**ROW, "kind": "kind"}) + "\n")
+    assert main(["constitution", "show", "--constitution", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{bad}:1: field 'kind': expected harmless or helpful" in err
+    assert main(["constitution", "revise", "--data", "d.jsonl", "--output", "o.jsonl"]) == 2
+    assert "field 'model': required" in capsys.readouterr().err
+    prompts = write_jsonl(tmp_path / "prompts.jsonl", [{"prompt": "hello"}])
+    assert main(["constitution", "prefs", "--feedback", "rule:words", "--data", str(prompts), "--output",
+                 str(tmp_path / "p.jsonl"), "--policy", "rule:words"]) == 2
+    assert "rule:words: not a model" in capsys.readouterr().err

@@ -8,8 +8,11 @@
 - backends: a local Hugging Face model (hf.py) or any OpenAI-compatible server (client.py, with
   retries, a concurrency limit and an on-disk cache).
 - label: `alignkit label`, AI-labelled preference data from prompts with several responses.
+- constitution: Constitutional AI (Bai et al. 2022, arXiv 2212.08073): constitution files (a default is
+  shipped), the supervised critique-and-revision stage and the AI-preference stage under principles
+  (`alignkit constitution revise|prefs`); resumable: resumable output in chunks (label uses it too).
 
-Importing this package registers the judge-spec kinds `llm-pair:` and `llm-score:` (specs.py).
+Importing this package registers the judge-spec kinds `llm-pair:`, `llm-score:` and `llm-cai:` (specs.py).
 """
 from . import specs as _specs  # noqa: F401  (registers llm-pair and llm-score)
 from .backends import Backend, backend_from_spec

@@ -212,7 +212,7 @@ def revision_query(chat: bool, prompt, response: str, principle: Principle, crit
 
 @dataclass(frozen=True)
 class ReviseConfig:
-    model: str = ""  # the model that answers the prompts: hf:DIR or http(s)://HOST:PORT/v1, options after commas (hf:DIR,batch_size=16) (required)
+    model: str = ""  # the model that answers the prompts: hf:DIR or http(s)://HOST:PORT/v1, options after commas (hf:DIR,batch_size=16), or an LLM judge spec (its model) (required)
     critic: str = ""  # the model that critiques and revises, same forms; "" = the answering model itself, as in the paper
     data: str = ""  # prompts: JSONL rows with "prompt" (text or messages), or any data file `alignkit train` reads (required)
     output: str = ""  # demonstrations JSONL (prompt/completion) for `alignkit train sft`; .report.json and .progress.jsonl go beside it (required)
@@ -247,9 +247,22 @@ def _prompts(path: str, limit: int) -> list:
     return prompts[:limit] if limit else prompts
 
 
+def is_backend_spec(spec: str) -> bool:
+    return spec.strip().startswith(("hf:", "http://", "https://"))
+
+
 def _backend(spec: str):
+    """A model to sample from: hf:DIR[,options], http(s)://...[,options], or the spec of an LLM judge
+    (e.g. a task plug-in's judge kind), whose model is then used."""
     from .specs import backend_with_options
-    return backend_with_options(spec)
+    if is_backend_spec(spec):
+        return backend_with_options(spec)
+    from ..rewards.specs import judge_from_spec
+    backend = getattr(judge_from_spec(spec), "backend", None)
+    if backend is None:
+        raise ConfigError(f"{spec}: not a model; expected hf:DIR, http(s)://HOST:PORT/v1 or the spec of an LLM judge "
+                          "(whose model is used)")
+    return backend
 
 
 def _usage(backends: list) -> dict:
@@ -341,10 +354,10 @@ def run_revise(cfg: ReviseConfig, log=print) -> dict:
 # ---- the AI-preference stage: sample (optionally), then label under the constitution ---------------------
 @dataclass(frozen=True)
 class PreferenceConfig:
-    feedback: str = ""  # the feedback model that chooses: hf:DIR or http(s)://HOST:PORT/v1, options after commas (required)
+    feedback: str = ""  # the feedback model that chooses: hf:DIR or http(s)://HOST:PORT/v1, options after commas, or an LLM judge spec (its model) (required)
     data: str = ""  # prompts with two or more responses (any file `alignkit label` reads), or prompts only with --policy (required)
     output: str = ""  # pairwise JSONL: prompt/chosen/rejected, weight = P(chosen > rejected), judge_principle (required)
-    policy: str = ""  # sample --samples responses per prompt from this model first (hf:DIR or http...); "" = data holds the responses
+    policy: str = ""  # sample --samples responses per prompt from this model first (same forms as --feedback); "" = data holds the responses
     samples: int = 2  # responses sampled per prompt with --policy; every two of a prompt are compared
     max_tokens: int = 128  # longest sampled response, in tokens
     temperature: float = 1.0  # sampling temperature of the policy
@@ -396,8 +409,9 @@ def sample_responses(cfg: PreferenceConfig, path: Path, log=print) -> Path:
 
 
 def preference_judge_spec(cfg: PreferenceConfig) -> str:
-    """The llm-cai judge spec the preference stage labels with."""
-    return (f"llm-cai:{cfg.feedback},constitution={cfg.constitution},principles={cfg.principles},"
+    """The llm-cai judge spec the preference stage labels with (a judge spec as --feedback: its model)."""
+    feedback = cfg.feedback if is_backend_spec(cfg.feedback) else _backend(cfg.feedback).name
+    return (f"llm-cai:{feedback},constitution={cfg.constitution},principles={cfg.principles},"
             f"template={cfg.template},cot={int(cfg.cot)},debias={int(cfg.debias)},seed={cfg.seed}")
 
 

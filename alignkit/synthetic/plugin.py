@@ -5,7 +5,9 @@ It registers, through the generic registries only:
 - its prompts as the default prompt source of online methods run without --data, with `truth` as
   the judge reported at evaluation;
 - its evaluation (r*, win rate, harmlessness, ...) and training set-up as the leaderboard task `bundled`
-  (leaderboard_task.py).
+  (leaderboard_task.py);
+- the judge kinds `task-judge[:OPTIONS]` and `task-cai[:OPTIONS]`: its trained judge LM (judge_lm.py,
+  built once and cached) as an llm-pair judge and as an llm-cai judge under the task's constitution.
 """
 from __future__ import annotations
 
@@ -40,8 +42,17 @@ def _prompts(n_train: int, n_heldout: int, seed: int) -> tuple:
     return train, held
 
 
+def _task_judge(kind: str):
+    def factory(arg: str):
+        from .judge_lm import task_judge
+        return task_judge(kind, arg)
+    return factory
+
+
 register_judge_kind("truth", _truth_judge, takes_arg=False)
 register_judge_kind("population", _population_judge)  # intransitive annotators: population or population:SEED
+register_judge_kind("task-judge", _task_judge("pair"))
+register_judge_kind("task-cai", _task_judge("cai"))
 register_rule("truth")(lambda prompt, response: float(true_reward(prompt, response)))
 register_prompt_source(PromptSource("synthetic", _prompts, "the bundled task", eval_judge="truth",
                                     default_train_prompts=TRAIN_PROMPTS), default=True)
