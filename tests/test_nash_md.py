@@ -41,15 +41,16 @@ CFG = SamplingConfig(max_new_tokens=8, temperature=1.0, batch_size=3)
 
 def test_mixture_coefficient_zero_is_plain_policy_sampling(models):
     policy, ref, tok, ids = models
+    # the mixture samples with transformers' generate; draw="multinomial" gives generate's tokens
     mixed = GeometricMixtureGenerator(policy, ref, tok, 0.0).generate(ids, CFG, seed=11)
-    assert mixed == HFGenerator(policy, tok).generate(ids, CFG, seed=11)
-    assert mixed != HFGenerator(ref, tok).generate(ids, CFG, seed=11)  # the two models really differ
+    assert mixed == HFGenerator(policy, tok, draw="multinomial").generate(ids, CFG, seed=11)
+    assert mixed != HFGenerator(ref, tok, draw="multinomial").generate(ids, CFG, seed=11)  # the two models really differ
 
 
 def test_mixture_coefficient_one_samples_the_reference(models):
     policy, ref, tok, ids = models
     mixed = GeometricMixtureGenerator(policy, ref, tok, 1.0).generate(ids, CFG, seed=11)
-    assert mixed == HFGenerator(ref, tok).generate(ids, CFG, seed=11)
+    assert mixed == HFGenerator(ref, tok, draw="multinomial").generate(ids, CFG, seed=11)
 
 
 def test_mixture_logprobs_hand_computed():
