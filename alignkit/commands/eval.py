@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 
 from .common import add_command, at_least, one_of, required
-from .rewards import PreferenceData, preference_eval
+from .rewards import PreferenceData, make_judge, preference_eval
 
 SPLITS = ("heldout", "train")
 
@@ -82,7 +82,7 @@ def cmd_policy(cfg: PolicyEvalConfig) -> int:
 def cmd_preferences(cfg: PreferencesConfig) -> int:
     """Preference accuracy of beta * (log pi - log pi_ref)."""
     from ..rewards.implicit import ImplicitRewardJudge
-    return preference_eval(ImplicitRewardJudge(cfg.model, cfg.ref or None, cfg.beta), cfg)
+    return preference_eval(make_judge(ImplicitRewardJudge, cfg.model, cfg.ref or None, cfg.beta), cfg)
 
 
 def cmd_curves(cfg: CurvesConfig) -> int:

@@ -31,6 +31,14 @@ def _stderr(*a):
     print(*a, file=sys.stderr)
 
 
+def make_judge(factory, *args):
+    """A judge built with whatever it prints while loading sent to stderr: stdout is the data (--json,
+    JSONL) that scripts read."""
+    import contextlib
+    with contextlib.redirect_stdout(sys.stderr):
+        return factory(*args)
+
+
 # ---- rewards score ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ScoreConfig:
@@ -76,7 +84,7 @@ def score_records(judge, records: list) -> list:
 
 def cmd_score(cfg: ScoreConfig) -> int:
     from ..rewards.specs import judge_from_spec
-    judge = judge_from_spec(cfg.reward)
+    judge = make_judge(judge_from_spec, cfg.reward)
     rows = score_records(judge, read_heldout(cfg.data))
     lines = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
     if cfg.output:
@@ -161,7 +169,8 @@ def preference_eval(judge, cfg: PreferenceData, against=None) -> int:
 
 def cmd_eval(cfg: RewardEvalConfig) -> int:
     from ..rewards.specs import judge_from_spec
-    return preference_eval(judge_from_spec(cfg.reward), cfg, judge_from_spec(cfg.against) if cfg.against else None)
+    against = make_judge(judge_from_spec, cfg.against) if cfg.against else None
+    return preference_eval(make_judge(judge_from_spec, cfg.reward), cfg, against)
 
 
 # ---- rewards tokens ---------------------------------------------------------------------------

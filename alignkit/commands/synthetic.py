@@ -215,7 +215,7 @@ def register(sub):
                             "listwise.jsonl, scored.jsonl and manifest.json.")
     add_command(task, "compare", cmd_compare, Options(CompareOptions, "compare options"),
                 Options(CompareSettings, "the comparison's settings", skip=("train",)),
-                Options(CompareLabeler, "simulated labeler", skip=("score_noise", "seed")),
+                Options(CompareLabeler, "simulated labeler", skip=("score_noise", "seed", "population")),
                 base=_mini(CompareSettings, MINI_COMPARE),
                 help="train several methods on the same on-policy labels; compare them under r*",
                 description="Sample K responses per training prompt from the SFT model once per seed (cached in the "
