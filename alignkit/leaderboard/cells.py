@@ -86,11 +86,13 @@ def run_cell(fn, kwargs: dict, isolate: bool = True, threads: int = 1, timeout: 
     proc = ctx.Process(target=_child, args=(fn, kwargs, threads, send), daemon=True)
     proc.start()
     send.close()
-    res = None
+    res, timed_out = None, False
     try:
         if recv.poll(timeout or None):
             res = recv.recv()
-    except EOFError:
+        else:
+            timed_out = True
+    except EOFError:  # the child died before it sent anything
         res = None
     except KeyboardInterrupt:
         proc.terminate()
@@ -98,7 +100,7 @@ def run_cell(fn, kwargs: dict, isolate: bool = True, threads: int = 1, timeout: 
         raise
     finally:
         recv.close()
-    if res is None and proc.is_alive():  # timed out
+    if timed_out:
         proc.terminate()
         proc.join(10)
         if proc.is_alive():

@@ -38,10 +38,10 @@ class LeaderboardConfig:
     def __post_init__(self):
         if not self.output:
             raise ValueError("output: required (--output DIR)")
-        if bool(self.models) == bool(self.methods) and not self.preset:
-            raise ValueError("give either --models (score them) or --methods (train, then score), or a --preset")
         if self.models and self.methods:
             raise ValueError("--models and --methods exclude each other")
+        if not self.models and not self.methods and not self.preset:
+            raise ValueError("give either --models (score them) or --methods (train, then score), or a --preset")
         if not self.tasks:
             raise ValueError("tasks: at least one task")
         if self.preset and self.preset not in PRESETS:
@@ -89,6 +89,11 @@ PRESETS = {
         "offline DPO on the pairs themselves; a beta / KL-coefficient sweep draws the reward-KL frontier",
         "PPO (online RL with a reward model) can beat DPO when tuned; iterative/online DPO closes much of the gap to PPO",
         {"methods": ("dpo", "iterative-dpo", "ppo"), "tasks": ("bundled", "preferences"),
+         # iterative DPO: 3 rounds of 200 prompts x 4 samples (docs/results/bundled_task.md g); PPO: 40
+         # rollout batches of 16 prompts, about one pass over the training prompts
+         "set": ("iterative-dpo.prompts_per_iteration=200", "iterative-dpo.sample_temperature=0.7",
+                 "iterative-dpo.max_new_tokens=48", "ppo.iterations=40", "ppo.prompts_per_step=16",
+                 "ppo.max_new_tokens=48"),
          "sweep": ("dpo.beta=0.03,0.3,1.0", "ppo.kl_coef=0.01,0.2")}),
 }
 

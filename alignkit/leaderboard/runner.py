@@ -31,9 +31,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import AlignkitError, ConfigError
 from ..eval.tasks import Context, Subject, get_task, subject_kind, task_config
-from .cells import prewarm, run_cell
+from .cells import one_line, prewarm, run_cell
 from .config import PRESETS, LeaderboardConfig, apply_preset
 
 OFFLINE_SHAPES = ("pairwise", "binary", "demonstration")
@@ -277,7 +277,12 @@ def _score(task_name: str, options: dict, subject: Subject, ctx: Context) -> dic
     subject = dataclasses.replace(subject, kind=kind)
     cfg = task_config(task, options)
     items = task.items(cfg, ctx)
-    metrics = task.score(subject, items, cfg, ctx)
+    try:
+        metrics = task.score(subject, items, cfg, ctx)
+    except (AlignkitError, KeyboardInterrupt):
+        raise
+    except Exception as e:  # e.g. a folder whose weights do not load: name the folder
+        raise AlignkitError(f"{subject.path}: {one_line(e)}") from e
     return {"metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}}
 
 
