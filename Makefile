@@ -6,14 +6,19 @@ BIN := $(VENV)/bin
 CONSTRAINTS ?= constraints/cpu.txt
 PIP_C := $(if $(CONSTRAINTS),-c $(CONSTRAINTS),)
 
-.PHONY: install demo test test-fast bench smollm2 clean
+.PHONY: install chromium demo test test-fast bench smollm2 clean
 
 $(BIN)/alignkit: pyproject.toml $(CONSTRAINTS)
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q $(PIP_C) -e '.[dev]'
 	touch $(BIN)/alignkit
 
-install: $(BIN)/alignkit
+install: $(BIN)/alignkit chromium
+
+# Debian's Chromium for the report test (tests/test_leaderboard_browser.py drives it with Playwright)
+chromium:
+	@command -v chromium >/dev/null || ( $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium )
 
 demo: install
 	$(BIN)/alignkit quickstart --output runs/quickstart
