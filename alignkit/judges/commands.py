@@ -2,9 +2,10 @@
 
     alignkit label --judge SPEC --data FILE --output FILE [--mode pairwise|pointwise|rank] [--config FILE.yaml]
 
-SPEC is any judge spec; the LLM judges are llm-pair:BACKEND[,...] (RLAIF's pairwise judge) and
-llm-score:BACKEND[,...] (the additive 0-5 rubric), BACKEND hf:DIR or http(s)://HOST:PORT/v1
-(alignkit/judges/specs.py lists their options).
+SPEC is any judge spec; the LLM judges are llm-pair:BACKEND[,...] (RLAIF's pairwise judge),
+llm-score:BACKEND[,...] (the additive 0-5 rubric) and llm-cai:BACKEND[,...] (the pairwise judge under
+a constitution's principles), BACKEND hf:DIR or http(s)://HOST:PORT/v1 (alignkit/judges/specs.py lists
+their options); a task plug-in may add its own (the bundled task: task-judge, task-cai).
 """
 from __future__ import annotations
 

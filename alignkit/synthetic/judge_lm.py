@@ -418,9 +418,9 @@ def judge_spec(kind: str = "pair", options: str = "", cfg: JudgeLMConfig = Judge
     """An llm-pair (kind "pair") or llm-cai (kind "cai") spec on the task's judge LM (built or cached)."""
     model = build_judge_lm(cfg, world, cache_dir, log=log)
     if kind == "pair":
-        spec = f"llm-pair:hf:{model},template={TEMPLATE}"
+        spec = f"llm-pair:hf:{model},template={TEMPLATE},batch_size=32"
     elif kind == "cai":
-        spec = f"llm-cai:hf:{model},constitution={CONSTITUTION},principles=all"
+        spec = f"llm-cai:hf:{model},constitution={CONSTITUTION},principles=all,batch_size=32"
     else:
         raise ValueError(f"kind must be pair or cai, got {kind!r}")
     return spec + ("," + options if options else "")
