@@ -197,9 +197,12 @@ def test_generator_backend_selection(tiny_model_dir):
 
 @pytest.mark.parametrize("name,extra", [("grpo", {}), ("ppo", {}), ("ppo", {"value_model": "shared"})],
                          ids=["grpo", "ppo-value-model", "ppo-shared-head"])
-def test_shared_prompts_train_the_same_weights_as_plain_rows(name, extra, tiny_model_dir, prompts_file, tmp_path):
-    """Each group's prompt run once (packed, the default) or a padded row per sample: the same
-    samples, the same log-probs, values and KL, the same update (PPO's value model and head too)."""
+def test_shared_prompts_train_the_same_weights_as_plain_rows(name, extra, tiny_model_dir, prompts_file, tmp_path,
+                                                             monkeypatch):
+    """Each group's prompt run once (packed) or a padded row per sample: the same samples, the same
+    log-probs, values and KL, the same update (PPO's value model and head too). Packing is forced here
+    (share_prompts lets the batch's shapes choose; these tiny rows would choose plain)."""
+    monkeypatch.setattr("alignkit.rl.rollout.prefer_packed", lambda seqs, config: True)
     method, cfg_cls, _ = METHODS[name]
     weights, rows = {}, {}
     for share in (True, False):
@@ -215,3 +218,53 @@ def test_shared_prompts_train_the_same_weights_as_plain_rows(name, extra, tiny_m
     for a, b in zip(rows[True], rows[False]):
         assert a["reward"] == b["reward"] and a["length/mean"] == b["length/mean"]  # the same samples
         assert a["kl"] == pytest.approx(b["kl"], abs=1e-5) and a["loss"] == pytest.approx(b["loss"], abs=1e-5)
+
+
+def test_one_update_per_batch_skips_the_old_logprob_pass_with_the_same_result(tiny_model_dir, prompts_file,
+                                                                              tmp_path, monkeypatch):
+    """GRPO with one update per rollout batch takes pi_old's log-probs from the update's own forward
+    (no separate no-grad pass, as TRL does): the same weights, loss, KL and entropy as with the pass."""
+    import dataclasses
+    from alignkit.rl import rollout
+    passes = []
+    real = rollout.score_forward
+
+    def spy(*a, **kw):
+        passes.append(kw.get("policy_pass", True))
+        return real(*a, **kw)
+    monkeypatch.setattr(rollout, "score_forward", spy)
+    weights, rows = {}, {}
+    for lazy in (True, False):
+        method = R.GRPO if lazy else dataclasses.replace(R.GRPO, kl_in_loss=False)  # False: the loop keeps the pass
+        mcfg = R.GRPOConfig(reward="rule:words", num_samples=4, prompts_per_step=2, max_new_tokens=6, eval_samples=2)
+        out = tmp_path / f"lazy-{lazy}"
+        passes.clear()
+        train_rl(method, _cfg(max_steps=3, eval_fraction=0.0), mcfg, str(tiny_model_dir), str(prompts_file),
+                 str(out), **QUIET)
+        assert passes == [not lazy] * 3
+        weights[lazy], rows[lazy] = load_file(str(out / "model.safetensors")), _rows(out)
+    assert max((weights[True][k] - weights[False][k]).abs().max().item() for k in weights[True]) < 1e-5
+    for a, b in zip(rows[True], rows[False]):
+        assert a["reward"] == b["reward"]
+        for k in ("loss", "kl", "kl_k3", "entropy", "kl_loss"):
+            assert a[k] == pytest.approx(b[k], abs=1e-5), k
+
+
+def test_packing_is_chosen_by_the_batch_shapes():
+    """Long shared prompts: packed rows are cheaper; short prompts and short completions on a narrow
+    model: plain rows are (their attention is over short rows, not ~512-token packed ones)."""
+    from types import SimpleNamespace
+    from alignkit.train.packing import layout_costs, prefer_packed
+    wide = SimpleNamespace(hidden_size=256, num_attention_heads=4, num_key_value_heads=4, intermediate_size=688)
+    narrow = SimpleNamespace(hidden_size=64, num_attention_heads=8, num_key_value_heads=4, head_dim=8,
+                             intermediate_size=172)
+    long_prompts = [([1] + [5 + g] * 150, [7] * 60) for g in range(2) for _ in range(8)]
+    short_prompts = [([1] + [5 + g] * 4, [7] * 40) for g in range(2) for _ in range(8)]
+    assert prefer_packed(long_prompts, wide) and prefer_packed(long_prompts, narrow)
+    assert not prefer_packed(short_prompts, narrow)
+    packed, plain = layout_costs(short_prompts, narrow)
+    # by hand: plain 16 rows x 45 columns; packed: two segments of 5 + 8 x 40 = 325 tokens, two rows
+    # (650 > 512 tokens); per column q, k, v, o and the MLP, per (query, key) pair 2 x heads x head_dim
+    col = 64 * 64 + 2 * 64 * 32 + 64 * 64 + 3 * 64 * 172
+    assert plain == 16 * 45 * (col + 45 * 2 * 64) and packed == 2 * 325 * (col + 325 * 2 * 64)
+    assert not prefer_packed([([], [7, 8])], wide)  # an empty prompt cannot be packed

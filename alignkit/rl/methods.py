@@ -33,7 +33,7 @@ class RLConfig:
     max_new_tokens: int = 64  # longest completion; a longer one is cut and counts as not ended
     generator: str = "auto"  # auto | hf | vllm: sampling backend (auto = vLLM when installed and a GPU is present)
     generation_batch_size: int = 64  # prompts per generate call
-    share_prompts: bool = True  # score and update each group's prompt once (packed rows, value model too); off = a padded row per sample
+    share_prompts: bool = True  # score and update each group's prompt once (packed rows, value model too) where the batch's shapes make that cheaper (train/packing.py layout_costs); off = a padded row per sample
     kl_coef: float = 0.05  # beta: weight of the KL to the reference
     kl_estimator: str = "k1"  # k1 | k2 | k3: per-token KL estimator (Schulman 2020)
     adaptive_kl: bool = False  # adapt beta toward kl_target (Ziegler et al. 2019) instead of a fixed beta
@@ -111,7 +111,7 @@ PPO = RLMethod("ppo", A.ppo_advantages, L.ppo_loss, needs_value=True)
 REINFORCE = RLMethod("reinforce", A.reinforce_advantages, L.sequence_pg_loss)
 RLOO = RLMethod("rloo", A.rloo_advantages, L.sequence_pg_loss, min_samples=2)
 REMAX = RLMethod("remax", A.remax_advantages, L.sequence_pg_loss, greedy_baseline=True)
-GRPO = RLMethod("grpo", A.grpo_advantages, L.grpo_loss, min_samples=2)
+GRPO = RLMethod("grpo", A.grpo_advantages, L.grpo_loss, min_samples=2, kl_in_loss=True)
 
 
 PPO_PTX = RLMethod("ppo-ptx", A.ppo_advantages, L.ppo_loss, needs_value=True, auxiliary=ptx.PtxObjective)

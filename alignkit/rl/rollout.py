@@ -13,6 +13,7 @@ import torch
 
 from ..models.generate import HFGenerator, SamplingConfig
 from ..train.forward import collate
+from ..train.packing import prefer_packed
 from ..train.refcache import reference_mode
 from .forward import token_forward
 from .length import length_controlled
@@ -100,14 +101,25 @@ def _place(dst: torch.Tensor, rows: list, src: torch.Tensor):
     dst[rows, dst.shape[1] - src.shape[1]:] = src.to(dst.dtype).cpu()
 
 
+def packs(model, seqs: list, share_prompts: bool) -> bool:
+    """Packed rows (each group's prompt once, no padding) for these rows when allowed and cheaper for
+    their shapes on this model (train/packing.py layout_costs), else plain padded rows."""
+    config = getattr(getattr(model, "module", model), "config", None)
+    return share_prompts and config is not None and prefer_packed(seqs, config)
+
+
 @torch.no_grad()
 def score_forward(policy, reference, value_fn, seqs: list, pad_id: int, batch_size: int,
-                  share_prompts: bool = True) -> dict:
+                  share_prompts: bool = True, policy_pass: bool = True) -> dict:
     """(B, T) old log-probs, entropies, values (value_fn given) and reference log-probs (reference
-    given; under LoRA the reference is the policy with its adapter disabled) for collated rows."""
+    given; under LoRA the reference is the policy with its adapter disabled) for collated rows.
+    policy_pass=False skips the policy's own forward (no old_logps or entropy: the update computes
+    them, when each rollout batch gets exactly one update)."""
     tc = max(len(c) for _, c in seqs)
     b = len(seqs)
-    out = {"old_logps": torch.zeros(b, tc), "entropy": torch.zeros(b, tc), "mask": torch.zeros(b, tc)}
+    out = {"mask": torch.zeros(b, tc)}
+    if policy_pass:
+        out.update(old_logps=torch.zeros(b, tc), entropy=torch.zeros(b, tc))
     if reference is not None:
         out["ref_logps"] = torch.zeros(b, tc)
     if value_fn is not None:
@@ -116,16 +128,19 @@ def score_forward(policy, reference, value_fn, seqs: list, pad_id: int, batch_si
     shared = value_fn is not None and value_fn.uses_policy_hidden
     # packed: rows in their prompt-major order, so a chunk holds whole groups and each prompt runs once;
     # plain: sorted by length, little padding per chunk
+    share_prompts = packs(policy, seqs, share_prompts)
     order = list(range(b)) if share_prompts else sorted(range(b), key=lambda i: len(seqs[i][0]) + len(seqs[i][1]))
     for i in range(0, b, batch_size):
         rows = order[i: i + batch_size]
         sb = collate([seqs[r] for r in rows], pad_id, share_prefix=share_prompts).to(device)
-        fw = token_forward(policy, sb, want_hidden=shared, want_entropy=True)
-        _place(out["old_logps"], rows, fw.logps)
-        _place(out["entropy"], rows, fw.entropy)
         _place(out["mask"], rows, sb.comp_mask)
-        if value_fn is not None:
-            _place(out["values"], rows, value_fn(sb, fw.hidden))
+        if policy_pass or value_fn is not None:
+            fw = token_forward(policy, sb, want_hidden=shared, want_entropy=policy_pass)
+            if policy_pass:
+                _place(out["old_logps"], rows, fw.logps)
+                _place(out["entropy"], rows, fw.entropy)
+            if value_fn is not None:
+                _place(out["values"], rows, value_fn(sb, fw.hidden))
         if reference is not None:
             with reference_mode(reference) as ref:
                 _place(out["ref_logps"], rows, token_forward(ref, sb).logps)
@@ -133,10 +148,12 @@ def score_forward(policy, reference, value_fn, seqs: list, pad_id: int, batch_si
 
 
 def collect_rollout(policy, reference, value_fn, tokenizer, generator, prompts: list, prompt_ids: list,
-                    judge, cfg, seed: int, batch_size: int, greedy_baseline: bool = False) -> Rollout:
+                    judge, cfg, seed: int, batch_size: int, greedy_baseline: bool = False,
+                    policy_pass: bool = True) -> Rollout:
     """Sample cfg.num_samples completions per prompt (prompt-major rows), score them with the judge,
-    apply length control, and run the no-grad forward. With greedy_baseline, also decode each prompt
-    greedily and score it (ReMax's baseline)."""
+    apply length control, and run the no-grad forward (without the policy's own pass when
+    policy_pass is False: old_logps and entropy stay None). With greedy_baseline, also decode each
+    prompt greedily and score it (ReMax's baseline)."""
     k = cfg.num_samples
     eos = tokenizer.eos_token_id
     sampling = SamplingConfig(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
@@ -151,7 +168,8 @@ def collect_rollout(policy, reference, value_fn, tokenizer, generator, prompts: 
     lengths = torch.tensor([float(len(c)) for c in comps])
     rewards = length_controlled(judge_scores, lengths, ended, cfg)
     seqs = list(zip(flat_ids, comps))
-    fw = score_forward(policy, reference, value_fn, seqs, tokenizer.pad_token_id, batch_size, cfg.share_prompts)
+    fw = score_forward(policy, reference, value_fn, seqs, tokenizer.pad_token_id, batch_size, cfg.share_prompts,
+                       policy_pass=policy_pass)
     baseline = None
     if greedy_baseline:
         greedy_cfg = SamplingConfig(max_new_tokens=cfg.max_new_tokens, temperature=0.0,
@@ -163,6 +181,6 @@ def collect_rollout(policy, reference, value_fn, tokenizer, generator, prompts: 
         g_rewards = length_controlled(g_scores, torch.tensor([float(len(c)) for c in g]), g_ended, cfg)
         baseline = g_rewards[group]  # (B,)
     return Rollout(prompts=flat_prompts, texts=texts, seqs=seqs, group=group, mask=fw["mask"],
-                   old_logps=fw["old_logps"], ended=ended, judge_scores=judge_scores, rewards=rewards,
-                   ref_logps=fw.get("ref_logps"), values=fw.get("values"), entropy=fw["entropy"],
+                   old_logps=fw.get("old_logps"), ended=ended, judge_scores=judge_scores, rewards=rewards,
+                   ref_logps=fw.get("ref_logps"), values=fw.get("values"), entropy=fw.get("entropy"),
                    baseline_rewards=baseline)

@@ -36,7 +36,7 @@ from .judges import judge_for
 from .kl import ESTIMATORS, sequence_kl
 from .plots import plot_reward_vs_kl
 from .policy_losses import AdaptiveKLController, FixedKLController
-from .rollout import collect_rollout, make_generator
+from .rollout import _place, collect_rollout, make_generator, packs
 from .types import Advantages, PolicyInput, RLMethod, Rollout
 from .value import make_value_function
 
@@ -99,6 +99,16 @@ class RLObjective:
         self.rollout: Rollout | None = None
         self.adv: Advantages | None = None
         self.step_weight = 0.0  # RL weight seen so far in the current optimizer step
+        self.lazy = False  # the rollout has no old log-probs: its one update's forward supplies them
+
+    def begin(self, rollout: Rollout, adv: Advantages, lazy: bool):
+        """A new rollout batch. lazy: it gets exactly one update, which runs before the weights move,
+        so that forward's log-probs (detached) are pi_old's (as TRL does with num_iterations=1); they
+        and the entropies are recorded into the rollout for its metrics."""
+        self.rollout, self.adv, self.lazy = rollout, adv, lazy
+        if lazy:
+            rollout.old_logps = torch.zeros_like(rollout.mask)
+            rollout.entropy = torch.zeros_like(rollout.mask)
 
     def compute(self, mb):
         if self.auxiliary is not None and self.auxiliary.owns(mb):
@@ -106,16 +116,24 @@ class RLObjective:
         ro, adv = self.rollout, self.adv
         device = next(self.model.parameters()).device
         shared = self.value_fn is not None and self.value_fn.uses_policy_hidden
-        # packed: each group's prompt once, no padding (policy, value model and hidden states alike)
-        sb = collate([ro.seqs[i] for i in mb.rows], self.pad_id, share_prefix=self.mcfg.share_prompts).to(device)
+        # packed: each group's prompt once, no padding (policy, value model and hidden states alike), when
+        # that is the cheaper layout for these rows' shapes
+        seqs = [ro.seqs[i] for i in mb.rows]
+        sb = collate(seqs, self.pad_id, share_prefix=packs(self.model, seqs, self.mcfg.share_prompts)).to(device)
         tc = sb.comp_ids.shape[1]
 
         def rows(x):  # (B, T) rollout tensor -> this micro-batch's (N, tc) (completions are right-aligned)
             return None if x is None else x[mb.rows][:, x.shape[1] - tc:].to(device)
 
-        fw = token_forward(self.model, sb, want_hidden=shared)
+        fw = token_forward(self.model, sb, want_hidden=shared, want_entropy=self.lazy)
         values = self.value_fn(sb, fw.hidden) if self.value_fn is not None else None
-        inp = PolicyInput(fw.logps, rows(ro.old_logps), sb.comp_mask, rows(adv.advantages),
+        if self.lazy:
+            old = fw.logps.detach()
+            _place(ro.old_logps, mb.rows, old)
+            _place(ro.entropy, mb.rows, fw.entropy)
+        else:
+            old = rows(ro.old_logps)
+        inp = PolicyInput(fw.logps, old, sb.comp_mask, rows(adv.advantages),
                           ref_logps=rows(ro.ref_logps), returns=rows(adv.returns), values=values,
                           old_values=rows(ro.values), max_new_tokens=self.mcfg.max_new_tokens)
         out = self.method.loss(inp, self.mcfg, self.kl_ctl.value)
@@ -204,20 +222,22 @@ def train_rl(method: RLMethod, cfg: TrainConfig, mcfg, model_path: str, data, ou
         eval_start = evaluate_and_log(0, evaluate, mlog, log, _fmt, unit="iteration")
     engine.install_signal_handlers()
     last = {}
+    # one update per rollout batch, and advantages that never read pi_old's log-probs: no separate
+    # no-grad policy pass; the update's own forward gives them (it runs before the weights move)
+    lazy_old = (mcfg.ppo_epochs == 1 and mcfg.num_minibatches == 1 and not method.needs_value
+                and (method.kl_in_loss or reference is None))
     while iteration < iterations:
         idx = micro_batch_indices(iteration, len(train_prompts), mcfg.prompts_per_step, world, rank, cfg.seed)
         t0 = time.time()
         generator.sync(model)
         ro = collect_rollout(model, reference, value_fn, tok, generator, [train_prompts[i] for i in idx],
                              [train_ids[i] for i in idx], judge, mcfg, seed=cfg.seed * 1000003 + iteration,
-                             batch_size=cfg.batch_size, greedy_baseline=method.greedy_baseline)
+                             batch_size=cfg.batch_size, greedy_baseline=method.greedy_baseline,
+                             policy_pass=not lazy_old)
         adv = method.advantages(ro, mcfg, kl_ctl.value, est_state)
-        objective.rollout, objective.adv = ro, adv
+        objective.begin(ro, adv, lazy_old)
         samples += len(ro) * world
-        row = {"iteration": iteration + 1, "samples": samples, "kl_coef": kl_ctl.value, **rollout_stats(ro),
-               **adv.metrics, "advantage_std": adv.advantages[ro.mask > 0].std().item() if ro.mask.sum() > 1 else 0.0}
-        if ro.ref_logps is not None and mcfg.kl_estimator != "k1":
-            row[f"kl_{mcfg.kl_estimator}"] = sequence_kl(ro.old_logps, ro.ref_logps, ro.mask, mcfg.kl_estimator).mean().item()
+        kl_coef_used = kl_ctl.value
         t1 = time.time()
         step_rows = []
         for epoch in range(mcfg.ppo_epochs):
@@ -233,6 +253,11 @@ def train_rl(method: RLMethod, cfg: TrainConfig, mcfg, model_path: str, data, ou
                     micro += auxiliary.micro_batches(engine.step, cfg.batch_size, cfg.seed)
                 objective.step_weight = 0.0
                 step_rows.append(engine.optimizer_step(micro, objective.compute))
+        # the batch's statistics (pi_old's log-probs and entropies: from the rollout, or lazily from the update)
+        row = {"iteration": iteration + 1, "samples": samples, "kl_coef": kl_coef_used, **rollout_stats(ro),
+               **adv.metrics, "advantage_std": adv.advantages[ro.mask > 0].std().item() if ro.mask.sum() > 1 else 0.0}
+        if ro.ref_logps is not None and mcfg.kl_estimator != "k1":
+            row[f"kl_{mcfg.kl_estimator}"] = sequence_kl(ro.old_logps, ro.ref_logps, ro.mask, mcfg.kl_estimator).mean().item()
         kl_ctl.update(row.get(f"kl_{mcfg.kl_estimator}", row.get("kl", 0.0)), len(ro) * world)
         iteration += 1
         last = {**row, **_mean_metrics(step_rows), "time/rollout": t1 - t0, "time/update": time.time() - t1}

@@ -23,7 +23,7 @@ class Rollout:
     seqs: list  # (B,) (prompt_ids, completion_ids); completion ids keep EOS when the answer ended
     group: Tensor  # (B,) long, index of the prompt within the batch (samples of a prompt share it)
     mask: Tensor  # (B, T) 1.0 on completion tokens
-    old_logps: Tensor  # (B, T) log pi_old(y_t | s_t), the sampling policy, no grad
+    old_logps: Optional[Tensor]  # (B, T) log pi_old(y_t | s_t), the sampling policy, no grad; None until the update computes it (one update per batch)
     ended: Tensor  # (B,) bool, the completion ends with EOS (False: cut at max_new_tokens)
     judge_scores: Tensor  # (B,) the judge's score of each completion
     rewards: Tensor  # (B,) the task reward after length control (what the estimators use)
@@ -46,7 +46,7 @@ class Rollout:
         """(B, T) per-token KL estimate of pi_old against pi_ref (zeros when reference-free)."""
         from .kl import kl_per_token
         if self.ref_logps is None:
-            return torch.zeros_like(self.old_logps)
+            return torch.zeros_like(self.mask)
         return kl_per_token(self.old_logps, self.ref_logps, estimator) * self.mask
 
 
@@ -88,6 +88,7 @@ class RLMethod:
     loss: object
     needs_value: bool = False  # a value function V(s_t) is trained with the policy (PPO)
     greedy_baseline: bool = False  # each rollout also decodes every prompt greedily (ReMax)
+    kl_in_loss: bool = False  # the KL sits in the loss, so the advantages never read pi_old's log-probs (GRPO)
     min_samples: int = 1  # completions per prompt the estimator needs (RLOO, GRPO: 2)
     # auxiliary(mcfg, encoder, log): an extra objective mixed into every optimizer step (PPO-ptx's
     # demonstrations); it owns its micro-batches and computes their loss

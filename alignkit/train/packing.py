@@ -159,6 +159,42 @@ def pack(seqs: list, pad_id: int, row_tokens: int = ROW_TOKENS) -> PackedBatch:
                        comp_ids, comp_mask, prompt_end, last_tok, list(seqs), pad_id)
 
 
+def layout_costs(seqs: list, config, row_tokens: int = ROW_TOKENS) -> tuple:
+    """(packed, plain) multiply-adds of the transformer layers for `seqs` in each layout, from the
+    model's shapes: every computed column pays the projections and the MLP, every (query, key) pair of
+    a row pays the attention (sdpa computes a masked pair too). The LM head runs on the same
+    completion columns in both layouts, so it is left out. Long shared prompts make packing cheaper
+    (fewer columns); short prompts and short completions make plain rows cheaper (packed rows of
+    ~row_tokens tokens pay attention over the whole row)."""
+    h = config.hidden_size
+    heads = config.num_attention_heads
+    kv = getattr(config, "num_key_value_heads", None) or heads
+    hd = getattr(config, "head_dim", None) or h // heads
+    mlp = getattr(config, "intermediate_size", None) or 4 * h
+    per_column = h * heads * hd + 2 * h * kv * hd + heads * hd * h + 3 * h * mlp
+    per_pair = 2 * heads * hd
+    t = max(len(p) + len(c) for p, c in seqs)
+    plain = len(seqs) * t * (per_column + t * per_pair)
+    segs = segments(seqs)
+    seg_len = [len(p) + sum(len(seqs[i][1]) for i in idx) for p, idx in segs]
+    rows = first_fit(seg_len, max(row_tokens, max(seg_len)))
+    width = max(sum(seg_len[s] for s in row) for row in rows)
+    packed = len(rows) * width * (per_column + width * per_pair)
+    return packed, plain
+
+
+def prefer_packed(seqs: list, config, row_tokens: int = ROW_TOKENS) -> bool:
+    """Whether the packed layout is the cheaper one for these sequences on this model (layout_costs);
+    False when the config lacks the shapes or a prompt is empty (pack needs non-empty prompts)."""
+    if not seqs or any(len(p) == 0 for p, _ in seqs):
+        return False
+    try:
+        packed, plain = layout_costs(seqs, config, row_tokens)
+    except (AttributeError, TypeError, ZeroDivisionError):
+        return False
+    return packed < plain
+
+
 def attention_mask(model, batch: PackedBatch) -> torch.Tensor:
     """The packed mask as a transformers model's attention wants it: (R, 1, L, L) bool for sdpa,
     additive (0 / dtype min) for eager, which adds its mask to the scores."""
