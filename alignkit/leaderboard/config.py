@@ -94,7 +94,7 @@ PRESETS = {
          "set": ("iterative-dpo.prompts_per_iteration=200", "iterative-dpo.sample_temperature=0.7",
                  "iterative-dpo.max_new_tokens=48", "ppo.iterations=40", "ppo.prompts_per_step=16",
                  "ppo.max_new_tokens=48"),
-         "sweep": ("dpo.beta=0.03,0.3,1.0", "ppo.kl_coef=0.01,0.2")}),
+         "sweep": ("dpo.beta=0.03,1.0", "ppo.kl_coef=0.2")}),
 }
 
 

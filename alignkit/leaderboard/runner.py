@@ -443,8 +443,10 @@ def run_leaderboard(cfg: LeaderboardConfig, log=print) -> dict:
                           heldout=str(out / "data" / f"seed{s}" / "pairs_heldout.jsonl") if cfg.methods else "",
                           max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, log=lambda *a, **k: None)
             ref = ""
-            if row.ref_start:
+            if row.ref_start:  # a trained run: the model it started from (its training reference)
                 ref = setups[s]["model"] if row.start == "model" else setups[s]["base"]
+            elif row.start:  # a starting model: the leaderboard's reference (a config.yaml may name a stale one)
+                ref = cfg.reference or baseline
             subject = Subject(row.label, path, row.kind, ref)
             for t in tasks:
                 name = f"score {row.label} {t.name} seed{s}"

@@ -13,6 +13,7 @@ A policy scored against itself has reward 0 everywhere: accuracy 0.5.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from ...errors import ConfigError
 from .base import Context, Metric, Subject, Task, data_file
@@ -45,8 +46,10 @@ def judge_for(subject: Subject, ctx: Context, beta: float = 0.0):
         from ...rewards.scoring import RewardModelJudge
         return RewardModelJudge(subject.path)
     from ...rewards.implicit import ImplicitRewardJudge, training_config
-    ref = subject.ref or ((training_config(subject.path).get("train") or {}).get("ref")
-                          or training_config(subject.path).get("model") or ctx.reference)
+    trained = training_config(subject.path)
+    ref = subject.ref or (trained.get("train") or {}).get("ref") or trained.get("model") or ""
+    if not subject.ref and ctx.reference and not (ref and Path(ref).is_dir()):  # none named, or a folder since moved
+        ref = ctx.reference
     if not ref:
         raise ConfigError(f"{subject.path}: the implicit reward needs a reference model; the folder's "
                           "config.yaml names none: pass --reference DIR")
