@@ -165,6 +165,9 @@ def test_the_command_line(tmp_path, tiny_model_dir, capsys):
     p, sub = build_parser()
     if "leaderboard" not in sub.choices:
         leaderboard.register(sub)
+    with pytest.raises(SystemExit) as e:  # every option's help renders
+        p.parse_args(["leaderboard", "--help"])
+    assert e.value.code == 0 and "--task-option" in capsys.readouterr().out
     args = p.parse_args(["leaderboard", "--models", f"a={tiny_model_dir}", "--tasks", "bundled", "--task-option",
                          "bundled.n_prompts=4", "--task-option", "bundled.nll_demos=0", "--output",
                          str(tmp_path / "o"), "--isolate", "false", "--seeds", "3"])

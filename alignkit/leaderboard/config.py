@@ -22,7 +22,7 @@ class LeaderboardConfig:
     eval_fraction: float = 0.1  # --methods: share of the pairs held out (the preferences task's default data, the runs' eval rows)
     max_steps: int = 0  # --methods: optimizer steps of every offline method (0 = --epochs); online methods take --set METHOD.iterations=N
     epochs: float = 2.0  # --methods: passes over the pairs when max_steps is 0
-    learning_rate: float = 2e-4  # --methods: peak learning rate of every method (cosine schedule, 10% warm-up)
+    learning_rate: float = 2e-4  # --methods: peak learning rate of every method (cosine schedule, warm-up over the first tenth of the steps)
     batch_size: int = 16  # --methods: examples per optimizer step
     reward: str = ""  # --methods: the judge of online methods (ppo, iterative-dpo, ...); "" = a Bradley-Terry reward model trained on the same pairs
     set: tuple[str, ...] = field(default=(), metadata={"repeat": True})  # [METHOD.]FIELD=VALUE: a run or method option for every method (or one), one per flag
