@@ -76,8 +76,9 @@ def budget_lines(results: dict) -> list:
                   f"{s0.get('heldout_pairs', '-')} held out (seed {results['seeds'][0]})",
                   f"label budget: {cfg['label_budget']}; every offline method: {steps}, batch {cfg['batch_size']}, "
                   f"lr {cfg['learning_rate']:g} (cosine, 10% warm-up)",
-                  f"online methods' judge: {cfg['reward'] or 'a Bradley-Terry reward model trained on the same pairs'}",
                   f"start model: {s0.get('model', '-')}" + (f"; base: {s0.get('base')}" if "base" in cfg["starts"] else "")]
+        if cfg["reward"] or any(r["method"] == "rm" for r in results["rows"]):
+            lines.append(f"online methods' judge: {cfg['reward'] or 'a Bradley-Terry reward model trained on the same pairs'}")
         if cfg["set"]:
             lines.append("options: " + ", ".join(cfg["set"]))
         if cfg["sweep"]:
@@ -281,7 +282,7 @@ def charts(results: dict) -> list:
 CSS = """body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}
 h1{font-size:22px}h2{font-size:17px;margin-top:28px}
 table{border-collapse:collapse;font-size:12.5px;margin:8px 0}th,td{border:1px solid #ccc;padding:3px 6px;text-align:right}
-th:first-child,td:first-child{text-align:left}thead th{background:#f3f3f3}td.error{color:#b00;text-align:left;max-width:420px}
+td{white-space:nowrap}th:first-child,td:first-child{text-align:left}thead th{background:#f3f3f3}td.error{color:#b00;text-align:left;max-width:420px}
 td.na{color:#888;text-align:left}
 .charts{display:flex;flex-wrap:wrap;gap:18px}figure.chart{margin:0;border:1px solid #ddd;padding:6px;background:#fff}
 figcaption{font-size:11.5px;color:#555;max-width:560px}
