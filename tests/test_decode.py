@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from alignkit.models.decode import Decoder, _inverse_cdf
+from alignkit.models.decode import Decoder, _inverse_cdf, _norm
 from alignkit.models.generate import HFGenerator, SamplingConfig
 
 
@@ -37,11 +37,15 @@ def _hf_logits(model, rows: list) -> torch.Tensor:
         return torch.stack([model(torch.tensor([r])).logits[0, -1] for r in rows])
 
 
+@pytest.mark.parametrize("fused", [False, True], ids=["modules", "fused"])
 @pytest.mark.parametrize("kind", ["llama", "llama-gqa", "qwen2", "qwen3"])
-def test_prefill_and_shared_decode_logits_match_transformers(kind):
+def test_prefill_and_shared_decode_logits_match_transformers(kind, fused):
     model = _model(kind)
     dec = Decoder.for_model(model)
     assert dec is not None
+    if fused:  # q|k|v and gate|up as one matmul each, torch's RMSNorm kernel
+        dec._fuse()
+        assert all(qkv is not None and gu is not None for qkv, gu in dec.fused)
     ids = torch.zeros(3, 7, dtype=torch.long)
     valid = torch.zeros(3, 7, dtype=torch.bool)
     for j, p in enumerate(PROMPTS):
@@ -61,10 +65,10 @@ def test_prefill_and_shared_decode_logits_match_transformers(kind):
         for s in range(steps):
             x = dec.body.embed_tokens(feed[:, s: s + 1])
             cos, sin = dec.body.rotary_emb(x, (pos + s)[:, None])
-            for layer, (pk, pv), (sk, sv) in zip(dec.layers, prefix, cache):
-                q, k, v = dec._qkv(layer, layer.input_layernorm(x), cos, sin)
+            for layer, (qkv, gu), (pk, pv), (sk, sv) in zip(dec.layers, dec.fused, prefix, cache):
+                q, k, v = dec._qkv(layer, _norm(layer.input_layernorm, x), cos, sin, qkv)
                 sk[:, :, s: s + 1], sv[:, :, s: s + 1] = k, v
-                x = dec._finish_layer(layer, x, dec._grouped_attention(q, pk, pv, pbias, sk, sv, s + 1, k_per))
+                x = dec._finish_layer(layer, x, dec._grouped_attention(q, pk, pv, pbias, sk, sv, s + 1, k_per), gu)
             got = dec._logits(x[:, -1])
             want = _hf_logits(model, [rows_of[r] + feed[r, : s + 1].tolist() for r in range(6)])
             assert torch.allclose(got, want, atol=1e-5), (s, (got - want).abs().max())

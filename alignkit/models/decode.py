@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 FAMILIES = ("llama", "mistral", "qwen2", "qwen3")
+FLAT_PROMPT_TOKENS = 48  # prompts up to this long are copied per sample (one attention op per step) rather than shared
 # generation-config fields whose non-default values make transformers' `generate` apply a logits
 # processor this decoder does not: such a model keeps `generate`
 _PROCESSORS = {"repetition_penalty": 1.0, "no_repeat_ngram_size": 0, "bad_words_ids": None, "min_length": 0,
@@ -42,6 +43,18 @@ def _active(value, default) -> bool:
     if value is None or value == default:
         return False
     return not (default is None and not value)
+
+
+_RMS_NORMS = ("LlamaRMSNorm", "MistralRMSNorm", "Qwen2RMSNorm", "Qwen3RMSNorm")
+
+
+def _norm(mod, x):
+    """The model's RMSNorm as torch's one fused kernel (the same formula, x * rsqrt(mean x^2 + eps) * w,
+    in fp32), else the module itself."""
+    if (x.dtype == torch.float32 and type(mod).__name__ in _RMS_NORMS and hasattr(F, "rms_norm")
+            and hasattr(mod, "variance_epsilon")):
+        return F.rms_norm(x, (x.shape[-1],), mod.weight, mod.variance_epsilon)
+    return mod(x)
 
 
 def _rotate_half(x):
@@ -74,6 +87,28 @@ class Decoder:
         self.n_kv = getattr(cfg, "num_key_value_heads", None) or self.n_heads
         self.scale = getattr(att, "scaling", self.head_dim ** -0.5)
         self.qk_norm = hasattr(att, "q_norm")
+        self.fused: list = [(None, None)] * len(self.layers)  # per layer: concatenated q|k|v and gate|up weights
+
+    def _fuse(self):
+        """Concatenate each layer's q, k, v projections and its MLP's gate and up projections into one
+        matmul each (fewer, larger operations: what a small model's decode step is made of), where
+        they are plain Linear layers (not under LoRA). Rebuilt at every sample() call: the weights
+        move between calls."""
+        lin = torch.nn.Linear
+
+        def cat(mods):
+            if not all(type(m) is lin for m in mods):
+                return None
+            bias = None
+            if any(m.bias is not None for m in mods):
+                bias = torch.cat([m.bias if m.bias is not None else m.weight.new_zeros(m.out_features) for m in mods])
+            return torch.cat([m.weight for m in mods]), bias, [m.out_features for m in mods]
+
+        for i, layer in enumerate(self.layers):
+            a, mlp = layer.self_attn, layer.mlp
+            qkv = cat([a.q_proj, a.k_proj, a.v_proj])
+            gu = cat([mlp.gate_proj, mlp.up_proj]) if hasattr(mlp, "gate_proj") and hasattr(mlp, "act_fn") else None
+            self.fused[i] = (qkv, gu)
 
     @staticmethod
     def for_model(model) -> "Decoder | None":
@@ -99,25 +134,41 @@ class Decoder:
         return Decoder(m)
 
     # ---- the forward pieces -------------------------------------------------------------------
-    def _qkv(self, layer, h, cos, sin):
+    def _qkv(self, layer, h, cos, sin, fused=None):
         a = layer.self_attn
         b, t, _ = h.shape
-        q = a.q_proj(h).view(b, t, -1, self.head_dim)
-        k = a.k_proj(h).view(b, t, -1, self.head_dim)
-        v = a.v_proj(h).view(b, t, -1, self.head_dim)
+        if fused is not None and not self.qk_norm:  # RoPE on q and k together: one set of operations
+            w, bias, sizes = fused
+            y = F.linear(h, w, bias).view(b, t, -1, self.head_dim)  # (B, T, H + 2 KV, D)
+            nq, nk = sizes[0] // self.head_dim, sizes[1] // self.head_dim
+            qk = _rope(y[:, :, : nq + nk], cos.unsqueeze(2), sin.unsqueeze(2))
+            return (qk[:, :, :nq].transpose(1, 2), qk[:, :, nq:].transpose(1, 2),
+                    y[:, :, nq + nk:].transpose(1, 2))
+        if fused is not None:
+            w, bias, sizes = fused
+            q, k, v = (y.view(b, t, -1, self.head_dim) for y in F.linear(h, w, bias).split(sizes, dim=-1))
+        else:
+            q = a.q_proj(h).view(b, t, -1, self.head_dim)
+            k = a.k_proj(h).view(b, t, -1, self.head_dim)
+            v = a.v_proj(h).view(b, t, -1, self.head_dim)
         if self.qk_norm:
             q, k = a.q_norm(q), a.k_norm(k)
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
         cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
         return _rope(q, cos, sin), _rope(k, cos, sin), v
 
-    def _finish_layer(self, layer, x, attn):
+    def _finish_layer(self, layer, x, attn, fused=None):
         """Residual stream after the attention output `attn` (B, T, heads * head_dim) and the MLP."""
         x = x + layer.self_attn.o_proj(attn)
-        return x + layer.mlp(layer.post_attention_layernorm(x))
+        h = _norm(layer.post_attention_layernorm, x)
+        if fused is None:
+            return x + layer.mlp(h)
+        w, bias, sizes = fused
+        g, u = F.linear(h, w, bias).split(sizes, dim=-1)
+        return x + layer.mlp.down_proj(layer.mlp.act_fn(g) * u)
 
     def _logits(self, x):
-        return self.lm.lm_head(self.body.norm(x)).float()
+        return self.lm.lm_head(_norm(self.body.norm, x)).float()
 
     def prefill(self, ids: torch.Tensor, valid: torch.Tensor):
         """ids, valid: (P, T) left-padded prompts -> (logits of the last position (P, V), per layer (K, V) of
@@ -132,13 +183,13 @@ class Decoder:
         mask = ((causal & valid[:, None, None, :]) | eye)  # (P, 1, T, T)
         rep = self.n_heads // self.n_kv
         kv = []
-        for layer in self.layers:
-            q, k, v = self._qkv(layer, layer.input_layernorm(x), cos, sin)
+        for layer, (qkv, gu) in zip(self.layers, self.fused):
+            q, k, v = self._qkv(layer, _norm(layer.input_layernorm, x), cos, sin, qkv)
             kv.append((k, v))
             if rep > 1:
                 k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
             a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
-            x = self._finish_layer(layer, x, a.transpose(1, 2).reshape(p, t, -1))
+            x = self._finish_layer(layer, x, a.transpose(1, 2).reshape(p, t, -1), gu)
         return self._logits(x[:, -1]), kv
 
     def _grouped_attention(self, q, pk, pv, pbias, sk, sv, n: int, k_per: int):
@@ -167,6 +218,26 @@ class Decoder:
         o = to_rows(torch.matmul(e1, pv)) + torch.matmul(e2, sv[:, :, :n])  # (B, KV, rep, D)
         return (o / z).reshape(b, 1, kvh * rep * d)
 
+    def _flat_attention(self, q, kbuf, vbuf, bias, n: int):
+        """One decode step's attention over per-row keys/values: kbuf, vbuf (B, KV, L, D) with the
+        first n columns filled (the row's prompt copy, then its generated tokens), bias (B, 1, 1, L)
+        0 or -inf. -> (B, 1, H * D). Fewer operations than the grouped form: the better choice when
+        prompts are short (their copies are cheap) or no samples share one."""
+        b, kvh, _, d = kbuf.shape
+        rep = self.n_heads // kvh
+        qh = q.reshape(b, kvh, rep, d) * self.scale
+        w = torch.softmax(torch.matmul(qh, kbuf[:, :, :n].transpose(-1, -2)).add_(bias[..., :n]), dim=-1)
+        return torch.matmul(w, vbuf[:, :, :n]).reshape(b, 1, kvh * rep * d)
+
+    def _rope_table(self, x, length: int):
+        """cos, sin (length, D) for positions 0..length-1 when the RoPE does not depend on the sequence
+        seen so far (default, linear, llama3 scaling), else None (computed at each step)."""
+        emb = self.body.rotary_emb
+        if getattr(emb, "rope_type", "default") not in ("default", "linear", "llama3"):
+            return None
+        cos, sin = emb(x[:1], torch.arange(length, device=x.device)[None])
+        return cos[0], sin[0]
+
     # ---- sampling ----------------------------------------------------------------------------
     @torch.no_grad()
     def sample(self, prompt_ids: list, max_new_tokens: int, temperature: float, top_p: float, pad: int, eos,
@@ -177,6 +248,7 @@ class Decoder:
         if draw not in ("cdf", "multinomial"):
             raise ValueError(f"draw must be cdf or multinomial, not {draw!r}")
         device = next(self.lm.parameters()).device
+        self._fuse()
         eos_ids = torch.tensor([eos] if isinstance(eos, int) else list(eos or []), device=device)
         groups, k_per = _groups(prompt_ids)
         uniq = [prompt_ids[g[0]] for g in groups]
@@ -198,8 +270,24 @@ class Decoder:
         pos = torch.tensor([len(prompt_ids[i]) for i in range(b)], device=device)
         kvh = prefix[0][0].shape[1]
         dt = prefix[0][0].dtype
-        cache = [(torch.empty(b, kvh, n_new, self.head_dim, dtype=dt, device=device),
-                  torch.empty(b, kvh, n_new, self.head_dim, dtype=dt, device=device)) for _ in self.layers]
+        # short prompts (or no sharing): each row gets its own copy of its prompt's keys and one
+        # attention operation per step; long shared prompts: the grouped attention reads them once
+        flat = k_per == 1 or t <= FLAT_PROMPT_TOKENS
+        if flat:
+            if len(prefix[0][0]) != b:
+                prefix = [(k.index_select(0, row_group), v.index_select(0, row_group)) for k, v in prefix]
+                pbias = pbias.index_select(0, row_group)
+            cache = []
+            for k, v in prefix:
+                kb = torch.empty(b, kvh, t + n_new, self.head_dim, dtype=dt, device=device)
+                vb = torch.empty_like(kb)
+                kb[:, :, :t], vb[:, :, :t] = k, v
+                cache.append((kb, vb))
+            pbias = torch.cat([pbias, pbias.new_zeros(b, 1, 1, n_new)], dim=-1)
+        else:
+            cache = [(torch.empty(b, kvh, n_new, self.head_dim, dtype=dt, device=device),
+                      torch.empty(b, kvh, n_new, self.head_dim, dtype=dt, device=device)) for _ in self.layers]
+        table = self._rope_table(logits, int(pos.max()) + n_new)
         out = torch.full((b, n_new), pad, dtype=torch.long, device=device)
         unfinished = torch.ones(b, dtype=torch.bool, device=device)
         steps = 0
@@ -213,13 +301,20 @@ class Decoder:
             if s + 1 == n_new or not bool(unfinished.any()):
                 break
             x = self.body.embed_tokens(nxt[:, None])
-            cos, sin = self.body.rotary_emb(x, (pos + s)[:, None])
-            for layer, (pk, pv), (sk, sv) in zip(self.layers, prefix, cache):
-                q, k, v = self._qkv(layer, layer.input_layernorm(x), cos, sin)
-                sk[:, :, s: s + 1] = k
-                sv[:, :, s: s + 1] = v
-                a = self._grouped_attention(q, pk, pv, pbias, sk, sv, s + 1, k_per)
-                x = self._finish_layer(layer, x, a)
+            if table is not None:
+                cos, sin = table[0][pos + s][:, None], table[1][pos + s][:, None]
+            else:
+                cos, sin = self.body.rotary_emb(x, (pos + s)[:, None])
+            col = t + s if flat else s
+            for layer, (qkv, gu), (pk, pv), (sk, sv) in zip(self.layers, self.fused, prefix, cache):
+                q, k, v = self._qkv(layer, _norm(layer.input_layernorm, x), cos, sin, qkv)
+                sk[:, :, col: col + 1] = k
+                sv[:, :, col: col + 1] = v
+                if flat:
+                    a = self._flat_attention(q, sk, sv, pbias, col + 1)
+                else:
+                    a = self._grouped_attention(q, pk, pv, pbias, sk, sv, s + 1, k_per)
+                x = self._finish_layer(layer, x, a, gu)
             logits = self._logits(x[:, -1])
         return out[:, :steps]
 
