@@ -251,6 +251,22 @@ def test_dno_teacher_candidates_and_margin(tiny_model_dir, tmp_path):
     assert pairs and all(p["chosen"] == gold for p in pairs)  # rule:chars: the teacher's long answer wins
     summary = json.loads((out / "summary.json").read_text())
     assert summary["reference"] == "previous" and summary["method"] == "dno"
+    assert summary["rounds"][0]["mean_reward_samples"] > 5  # the judge's own scores (characters), not the win rates
     # the margin is in win-rate units
     assert main(["train", "dno", "--model", str(tiny_model_dir), "--data", str(tmp_path / "train.jsonl"),
                  "--output", str(tmp_path / "x"), "--reward", "rule:chars", "--min-gap", "2"]) == 2
+
+
+def test_dno_with_a_pairwise_judge_asks_every_pair():
+    from alignkit.online.dno import preference_win_rates
+    from alignkit.rewards.judge import Judge
+
+    class Pairs(Judge):  # P(longer wins) = 0.8
+        calls = 0
+
+        def compare(self, prompts, a, b):
+            Pairs.calls += len(a)
+            return [0.8 if len(x) > len(y) else 0.2 if len(x) < len(y) else 0.5 for x, y in zip(a, b)]
+    w = preference_win_rates(Pairs(), [("q", ["a", "bb", "ccc"]), ("r", ["x", "y"])])
+    assert w[0] == [pytest.approx(0.2), pytest.approx(0.5), pytest.approx(0.8)] and w[1] == [0.5, 0.5]
+    assert Pairs.calls == 3 + 1

@@ -65,7 +65,15 @@ class DNORecipe(JudgedRecipe):
         return list(answers) + [t for t in self.teacher.get(repr(prompt), []) if t not in answers]
 
     def scores(self, judge, groups: list) -> list:
-        return preference_win_rates(judge, groups)
+        try:  # a pointwise judge's own scores, also for the log (the win rates average 1/2 by construction)
+            self.raw = judge.score([p for p, cs in groups for _ in cs], [c for _, cs in groups for c in cs])
+        except NotImplementedError:  # a pairwise judge: the round robin of compare()
+            self.raw = None
+        return preference_win_rates(judge, groups, self.raw)
+
+    def mean_reward(self, scores: list) -> float:
+        """The judge's mean score of the round's candidates (a pairwise judge: the mean win rate, 1/2)."""
+        return sum(self.raw) / len(self.raw) if self.raw else super().mean_reward(scores)
 
     def records(self, prompt, candidates: list, scores: list, source: str) -> list:
         r = best_vs_worst(prompt, candidates, scores, source, self.mc.min_gap)
@@ -76,13 +84,16 @@ class DNORecipe(JudgedRecipe):
                 f"{self.mc.min_gap}; lower it, or raise samples_per_prompt or sample_temperature")
 
 
-def preference_win_rates(judge, groups: list) -> list:
-    """Each candidate's mean P(it beats another candidate of its prompt). A pointwise judge's scores are
-    read as Bradley-Terry preferences, P = sigma(s_i - s_j); a pairwise judge is asked every pair."""
-    try:
-        s = judge.score([p for p, cs in groups for _ in cs], [c for _, cs in groups for c in cs])
-    except NotImplementedError:
-        return judge_scores(judge, groups)  # the round robin of compare()
+def preference_win_rates(judge, groups: list, scores: list | None = None) -> list:
+    """Each candidate's mean P(it beats another candidate of its prompt). A pointwise judge's scores (or the
+    flat `scores` already taken) are read as Bradley-Terry preferences, P = sigma(s_i - s_j); a pairwise judge
+    is asked every pair."""
+    s = scores
+    if s is None:
+        try:
+            s = judge.score([p for p, cs in groups for _ in cs], [c for _, cs in groups for c in cs])
+        except NotImplementedError:
+            return judge_scores(judge, groups)  # the round robin of compare()
     out, i = [], 0
     for _, cs in groups:
         g = s[i:i + len(cs)]

@@ -83,6 +83,11 @@ class Recipe:
     def records(self, prompt, candidates: list, scores: list, source: str) -> list:
         raise NotImplementedError
 
+    def mean_reward(self, scores: list) -> float:
+        """The round's mean judge reward of its samples, as logged."""
+        flat = [x for s in scores for x in s]
+        return sum(flat) / len(flat)
+
     def before_training(self, t: int, policy: str, rdir: Path, judge, round_cfg) -> str:
         """Anything trained before the round's loss; returns the model the loss starts from."""
         return policy
@@ -232,7 +237,7 @@ def run_rounds(job: Job, recipe: Recipe) -> dict:
         flat = [x for s in scores for x in s]
         ref = initial if mc.reference == "initial" else current
         stat = {"round": t, "prompts": len(batch), "records": len(records), "pairs": len(records),
-                "mean_reward_samples": sum(flat) / len(flat), "policy": current, "reference": ref}
+                "mean_reward_samples": recipe.mean_reward(scores), "policy": current, "reference": ref}
         if eval_judge is not None:
             truth = judge_scores(eval_judge, groups)
             agree = [ordering_agreement(a, b) for a, b in zip(scores, truth)]
