@@ -277,3 +277,22 @@ def test_preferences_scoring(tmp_path, tiny_model_dir, monkeypatch):
     assert task.score(Subject("m", "x"), items, cfg, CTX)["accuracy"] == 1.0
     with pytest.raises(ConfigError, match="no data file given"):
         task.items(task_config(task, {}), CTX)
+
+
+def test_alpaca_eval_with_an_llm_pair_judge(tmp_path, monkeypatch):
+    """The RLAIF pairwise judge on a local model (llm-pair:hf:DIR, both orders averaged) as the AlpacaEval
+    judge: its label probabilities are soft wins, and the reference against itself ties."""
+    import alignkit.plugins  # noqa: F401  (registers the llm-pair judge kind)
+    from alignkit.models.tiny import TinyLlamaConfig, make_tiny_model
+    from conftest import synthetic_texts
+    judge_dir = make_tiny_model(synthetic_texts(), tmp_path / "judge", vocab_size=300, cfg=TinyLlamaConfig(
+        hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, max_position_embeddings=2048))
+    ref = tmp_path / "ref.jsonl"
+    ref.write_text("".join(json.dumps({"prompt": f"task {i}", "reference": "no , i cannot help ."}) + "\n" for i in range(3)))
+    cfg = AE.AlpacaEvalConfig(reference=str(ref), judge=f"llm-pair:hf:{judge_dir}", n=0)
+    items = AE.TASK.items(cfg, CTX)
+    fake_generation(monkeypatch, AE, lambda p: "sure , here is how .")
+    out = AE.TASK.score(Subject("m", "x"), items, cfg, CTX)
+    assert 0.0 < out["win_rate"] < 1.0 and out["n"] == 3
+    fake_generation(monkeypatch, AE, lambda p: "no , i cannot help .")  # the reference itself: an exact tie
+    assert AE.TASK.score(Subject("m", "x"), items, cfg, CTX)["win_rate"] == pytest.approx(0.5, abs=1e-6)
