@@ -7,10 +7,10 @@ pairwise loss on those pairs from the current model. Offline DPO learns from one
 pairs sampled from the SFT model; here the pairs follow the policy as it moves, so they keep
 covering what the policy now writes (Xiong et al. 2024, "Iterative Preference Learning from Human
 Feedback", arXiv 2312.11456: best-vs-worst of the current policy's samples under a reward model,
-reference = the initial model; Xu et al. 2023, arXiv 2312.16682). Rosset et al. 2024's DNO in
-practice (arXiv 2404.03715) is this flow with reference = the previous round and large-margin pairs
-only (--min-gap); Yuan et al. 2024's self-rewarding loop is it with the policy as its own judge and
-reference = the previous round.
+reference = the initial model; Xu et al. 2023, arXiv 2312.16682). Its relatives on the same rounds are
+methods of their own: `dno` (Rosset et al. 2024: win rates under a preference function, large-margin
+pairs, reference = the previous round, teacher answers; alignkit/online/dno.py), `self-rewarding` (Yuan
+et al. 2024: the policy as its own LLM judge; self_rewarding.py) and `iterative-cringe` (iterative_cringe.py).
 
 With a listwise loss (SPPO, Wu et al. 2024, arXiv 2405.00675) the round keeps the best and the worst
 sample with their win rates against the policy, estimated from the judge's scores of the K samples;
