@@ -161,6 +161,8 @@ def short_runs(model_dir, out, steps, lr, batch, beta, coef, max_new, seed):
     t = time.time()
     tr.train()
     trl_time = time.time() - t
+    tr.save_model(str(out / "trl_run"))
+    tok.save_pretrained(str(out / "trl_run"))
     logs = [h for h in tr.state.log_history if "rewards/probabilities" in h]
     trl_rows = [{"preference": h["rewards/probabilities"], "kl": h["loss/kl"], "true_reward": r}
                 for h, r in zip(logs, rec["true_reward"])]
@@ -186,7 +188,17 @@ def short_runs(model_dir, out, steps, lr, batch, beta, coef, max_new, seed):
     rows = [json.loads(line) for line in open(out / "alignkit_run" / "metrics.jsonl")]
     ours_rows = [{"preference": r["preference"], "kl": r["kl"], "true_reward": s}
                  for r, s in zip([r for r in rows if r["split"] == "train"], judge.seen)]
-    return {"trl": trl_rows, "alignkit": ours_rows, "time_trl_s": trl_time, "time_alignkit_s": ours_time}
+    # both final models under the same held-out evaluation (r*, win rate against the base under r*)
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from nash_eval import evaluate
+    ev = evaluate({"trl": str(out / "trl_run"), "alignkit": str(out / "alignkit_run")}, model_dir, 400, seed,
+                  log=lambda *a: None)
+    final = {n: {"mean_reward": ev["per_model"][n]["mean_reward"], "kl_to_base": ev["per_model"][n].get("kl_to_base"),
+                 "rstar_win_rate_vs_base": ev["rstar_win_rate"][n]["base"] if n != "base" else None}
+             for n in ("base", "trl", "alignkit")}
+    return {"trl": trl_rows, "alignkit": ours_rows, "time_trl_s": trl_time, "time_alignkit_s": ours_time,
+            "final": final}
 
 
 def main():
@@ -210,6 +222,7 @@ def main():
                 part = rows[lo:hi]
                 print(name, f"steps {lo + 1}-{hi}", {k: round(sum(r[k] for r in part) / len(part), 3) for k in part[0]})
         print({k: round(v, 1) for k, v in res["short_run"].items() if k.startswith("time")})
+        print(json.dumps(res["short_run"]["final"], indent=1))
     (out / "result.json").write_text(json.dumps(res, indent=1))
 
 
