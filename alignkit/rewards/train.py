@@ -175,13 +175,13 @@ def train_reward_model(task, cfg: TrainConfig, model_path: str, train_records: l
     first_eval = run.resume({"method": task.name, "model": model_path, "train": to_dict(cfg),
                              "reward": dataclasses.asdict(task.cfg)})
     held_out = lambda: evaluate(objective, eval_ex, cfg.batch_size)  # noqa: E731 ({} when nothing is held out)
-    if engine.step == 0:
+    if engine.step == 0 and "start" in cfg.eval_at:
         first_eval = evaluate_and_log(0, held_out, run.mlog, log, _fmt)
     last, interrupted = run_steps(engine, train_ex, cfg, total, objective.compute, held_out,
                                   run.save_checkpoint, run.mlog, log, desc=f"train {task.name}", fmt=_fmt)
     if interrupted:
         return run.interrupted()
-    final_eval = evaluate_and_log(engine.step, held_out, run.mlog, log, _fmt)
+    final_eval = evaluate_and_log(engine.step, held_out, run.mlog, log, _fmt) if "end" in cfg.eval_at else {}
     info = {"method": task.name, "base_model": model_path, "max_length": cfg.max_length,
             "max_prompt_length": cfg.max_prompt_length, "score_at": "last real token", **task.info()}
     summary = {"method": task.name, "steps": engine.step, "train_examples": len(train_ex),

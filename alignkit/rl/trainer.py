@@ -214,11 +214,12 @@ def train_rl(method: RLMethod, cfg: TrainConfig, mcfg, model_path: str, data, ou
 
     def evaluate():
         generator.sync(model)
-        return evaluate_heldout(model, reference, tok, generator, eval_prompts, eval_ids, judge, true_judge,
-                               mcfg, cfg.seed + 99991, cfg.batch_size)
+        with run.autocast():  # --bf16: sampling and the reference under the policy's autocast
+            return evaluate_heldout(model, reference, tok, generator, eval_prompts, eval_ids, judge, true_judge,
+                                   mcfg, cfg.seed + 99991, cfg.batch_size)
 
     eval_start = logged_start
-    if iteration == 0 and eval_prompts:
+    if iteration == 0 and eval_prompts and "start" in cfg.eval_at:
         eval_start = evaluate_and_log(0, evaluate, mlog, log, _fmt, unit="iteration")
     engine.install_signal_handlers()
     last = {}
@@ -230,10 +231,11 @@ def train_rl(method: RLMethod, cfg: TrainConfig, mcfg, model_path: str, data, ou
         idx = micro_batch_indices(iteration, len(train_prompts), mcfg.prompts_per_step, world, rank, cfg.seed)
         t0 = time.time()
         generator.sync(model)
-        ro = collect_rollout(model, reference, value_fn, tok, generator, [train_prompts[i] for i in idx],
-                             [train_ids[i] for i in idx], judge, mcfg, seed=cfg.seed * 1000003 + iteration,
-                             batch_size=cfg.batch_size, greedy_baseline=method.greedy_baseline,
-                             policy_pass=not lazy_old)
+        with run.autocast():  # --bf16: sampling and the reference under the policy's autocast
+            ro = collect_rollout(model, reference, value_fn, tok, generator, [train_prompts[i] for i in idx],
+                                 [train_ids[i] for i in idx], judge, mcfg, seed=cfg.seed * 1000003 + iteration,
+                                 batch_size=cfg.batch_size, greedy_baseline=method.greedy_baseline,
+                                 policy_pass=not lazy_old)
         adv = method.advantages(ro, mcfg, kl_ctl.value, est_state)
         objective.begin(ro, adv, lazy_old)
         samples += len(ro) * world
@@ -274,7 +276,8 @@ def train_rl(method: RLMethod, cfg: TrainConfig, mcfg, model_path: str, data, ou
                 "rerun with --resume to continue")
             return run.interrupted("iteration", iteration)
 
-    eval_end = evaluate_and_log(iteration, evaluate, mlog, log, _fmt, unit="iteration") if eval_prompts else {}
+    eval_end = (evaluate_and_log(iteration, evaluate, mlog, log, _fmt, unit="iteration")
+                if eval_prompts and "end" in cfg.eval_at else {})
     summary = {"method": method.name, "iterations": iteration, "steps": engine.step, "samples": samples,
                "skipped_nonfinite": engine.nonfinite_total, "eval_start": eval_start, "eval_end": eval_end,
                "train_last": last}

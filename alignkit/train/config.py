@@ -23,7 +23,8 @@ class TrainConfig:
     max_grad_norm: float = 1.0  # gradient clipping norm; 0 disables clipping
     l1_delta: float = 0.0  # lambda of an L1 penalty lambda * ||theta - theta_0||_1 on the trainable weights' move from the start (PAFT, arXiv 2406.17923 sec. 3), added once per optimizer step; keeps a copy of the starting weights; 0 = off
     delta_threshold: float = 0.0  # |theta - theta_0| at or below this counts as unmoved in the logged delta_sparsity; 0 = the peak learning rate (Adam's step: an entry the penalty holds at theta_0 oscillates within about one step of it)
-    dtype: str = "fp32"  # fp32 | bf16 (weights and compute; fp32 is faster on most CPUs)
+    dtype: str = "fp32"  # fp32 | bf16: bf16 autocast (bf16 matmuls; fp32 master weights, optimizer state and losses); the same as --bf16
+    bf16: bool = False  # bf16 autocast for training, evaluation, reference passes and RL sampling (fp32 master weights, optimizer and losses); pays where the CPU has bf16 matmul units (AVX512-BF16, AMX) and on GPUs (benchmarks/RESULTS.md)
     seed: int = 0  # seeds data order, initialisation and sampling
     # data
     max_length: int = 512  # longest prompt+completion in tokens; longer ones are truncated
@@ -45,6 +46,7 @@ class TrainConfig:
     save_adapter_only: bool = False  # under LoRA, save only the adapter instead of a merged model
     # evaluation, checkpoints, logging
     eval_every: int = 0  # evaluate on the held-out split every N steps (0 = at the start and the end only)
+    eval_at: tuple = ("start", "end")  # when else to evaluate on the held-out split: start, end, both (start,end) or none ("" / none): skipping them saves their forwards
     save_every: int = 0  # write a resumable checkpoint every N steps (0 = none until the end)
     keep_checkpoints: int = 2  # newest checkpoints to keep (0 = all)
     resume: bool = False  # continue from the newest checkpoint in the output folder
@@ -56,6 +58,10 @@ class TrainConfig:
     trust_remote_code: bool = False  # allow model code from the model folder (off unless you trust it)
 
     def __post_init__(self):
+        if not set(self.eval_at) <= {"start", "end", "none"}:
+            raise ValueError(f"eval_at: {','.join(self.eval_at)!r} must name start and/or end (or none)")
+        if self.dtype not in ("fp32", "bf16"):
+            raise ValueError(f"dtype: {self.dtype!r} must be fp32 or bf16")
         if self.l1_delta < 0:
             raise ValueError(f"l1_delta: {self.l1_delta} must be >= 0 (0 turns the penalty off)")
         if self.delta_threshold < 0:

@@ -59,6 +59,12 @@ def make_accelerator(mixed_precision: str = "no", fsdp_ok: bool = False, lora: b
         check_supported(acc)
         return acc
     on_cpu = launched and not torch.cuda.is_available()
+    from accelerate.state import AcceleratorState
+    earlier = AcceleratorState._shared_state.get("_mixed_precision")
+    if not launched and earlier is not None and earlier != mixed_precision:
+        # an earlier run in this process (the Python API, quickstart's stages) used another precision:
+        # accelerate keeps one per process, so start its state again (the process group is untouched)
+        AcceleratorState._reset_state()
     acc = Accelerator(mixed_precision=mixed_precision, cpu=on_cpu)
     if on_cpu and sharding.fsdp_requested():
         sharding.enable_fsdp_on_cpu(acc, mixed_precision)

@@ -17,7 +17,7 @@ from ..errors import AlignkitError
 from ..losses.base import LossOutput
 from ..method import Method
 from ..models.loading import load_causal_lm, load_tokenizer, save_model, unwrap
-from . import refcache
+from . import refcache, zero
 from .config import TrainConfig
 from .forward import collate, sequence_logps
 from .run import Job, Run, load_split
@@ -66,9 +66,11 @@ class OfflineObjective:
         self.ref_cache, self.live_ref, self.value_head = ref_cache, live_ref, value_head
         self.state: dict = {}
 
-    def _ref(self, batch: list, sb):
+    def _ref(self, batch: list, sb, policy):
         if not self.spec.reference:
             return None
+        if isinstance(self.ref_cache, refcache.LazyReference) and not self.spec.needs_logits:
+            return self.ref_cache.logps(batch, sb, policy)
         if self.ref_cache is not None and not self.spec.needs_logits:
             return refcache.cached_logps(self.ref_cache, batch, sb.comp_ids.shape[1], sb.comp_ids.device)
         with torch.no_grad(), refcache.reference_mode(self.live_ref) as ref_model:
@@ -85,7 +87,7 @@ class OfflineObjective:
         if self.value_head is not None:
             per = len(batch[0].seqs)
             extra["value"] = self.value_head(hidden[0::per].float()).squeeze(-1)  # (B,) V(x)
-        inp = self.shape.build(policy, self._ref(batch, sb), [ex.rec for ex in batch], extra)
+        inp = self.shape.build(policy, self._ref(batch, sb, policy), [ex.rec for ex in batch], extra)
         if self.spec.stateful:
             out = self.spec.loss(inp, self.loss_cfg, self.state if state is None else state)
         else:
@@ -142,6 +144,23 @@ def reference_logps(spec: Method, cfg: TrainConfig, run: Run, model, model_path:
     key = refcache.data_key(all_ex, ref_id)
     path = run.out / "ref_logps.safetensors"
     ref_cache = refcache.load_cache(path, key) if cfg.ref_cache == "disk" else None
+    sharded = is_fsdp(acc) or (zero.is_deepspeed(acc) and zero.zero_stage(acc) == 3)
+    if not sharded:  # lazily, batch by batch as training reaches them (refcache.LazyReference)
+        lora_ref = cfg.lora_r > 0 and not cfg.ref
+        fresh = (cfg.ref or resumed) and not lora_ref
+        engine = run.engine_
+
+        def load_reference():
+            if not fresh and lora_ref:
+                return model  # the policy with its adapter disabled (refcache.reference_mode)
+            with whole_model_loading(acc):  # the initial weights (or --ref): the policy has moved
+                return load_causal_lm(cfg.ref or model_path, "fp32", cfg.trust_remote_code).to(acc.device)
+        same = not (fresh or lora_ref) and refcache.deterministic(model)
+        return refcache.LazyReference(
+            ref_cache or {}, load_reference, tok.pad_token_id, len(all_ex),
+            policy_is_reference=lambda: same and engine.step == 0,
+            path=path if (cfg.ref_cache == "disk" and acc.is_main_process) else None, key=key,
+            autocast=run.autocast), None
     if ref_cache is None:
         # no --ref and no resume: the policy before its first step is the reference itself
         fresh = (cfg.ref or resumed) and not (cfg.lora_r > 0 and not cfg.ref)
@@ -206,14 +225,20 @@ def train_offline(spec: Method, loss_cfg, cfg: TrainConfig, model_path: str, tra
     first_eval = run.resume({"method": spec.name, "model": model_path, "train": to_dict(cfg),
                              "loss": dataclasses.asdict(loss_cfg)}, restore, checkpoint=resume_ckpt)
     held_out = lambda: evaluate(objective, eval_ex, cfg.batch_size)  # noqa: E731 ({} when nothing is held out)
-    if engine.step == 0:
+    if engine.step == 0 and "start" in cfg.eval_at:
         first_eval = evaluate_and_log(0, held_out, run.mlog, log)
-    last, interrupted = run_steps(engine, train_ex, cfg, total, objective.compute, held_out,
-                                  lambda: run.save_checkpoint({"loss_state": objective.state}), run.mlog,
-                                  log, desc=f"train {spec.name}")
+    def save_checkpoint():
+        run.save_checkpoint({"loss_state": objective.state})
+        if isinstance(ref_cache, refcache.LazyReference):
+            ref_cache.save()  # the reference log-probs computed so far, for --resume
+
+    last, interrupted = run_steps(engine, train_ex, cfg, total, objective.compute, held_out, save_checkpoint,
+                                  run.mlog, log, desc=f"train {spec.name}")
     if interrupted:
         return run.interrupted()
-    final_eval = evaluate_and_log(engine.step, held_out, run.mlog, log)
+    final_eval = evaluate_and_log(engine.step, held_out, run.mlog, log) if "end" in cfg.eval_at else {}
+    if isinstance(ref_cache, refcache.LazyReference):
+        ref_cache.save()
     full = engine.full_model_state()  # under FSDP: gathered whole (every process takes part)
 
     def save():
@@ -225,6 +250,8 @@ def train_offline(spec: Method, loss_cfg, cfg: TrainConfig, model_path: str, tra
                "eval_examples": len(eval_ex), "truncated": encoder.report.truncated,
                "dropped": encoder.report.dropped, "skipped_nonfinite": engine.nonfinite_total,
                "eval_start": first_eval, "eval_end": final_eval, "train_last": last}
+    if isinstance(ref_cache, refcache.LazyReference):  # examples whose reference log-probs this run computed
+        summary["reference_logps"] = dict(ref_cache.computed)
     if engine.delta_l1 is not None:  # --l1-delta: how far the final weights moved, and how sparsely
         summary["delta"] = {"l1_lambda": cfg.l1_delta, "threshold": engine.delta_l1.threshold,
                             **engine.delta_l1.report()}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -127,7 +128,8 @@ class Run:
         if not cfg.resume and Engine.newest_checkpoint(out) is not None:
             raise ConfigError(f"{out} holds checkpoints of an earlier run ({Engine.newest_checkpoint(out).name}); "
                               "pass --resume to continue it, or choose another --output")
-        self.acc = make_accelerator("bf16" if cfg.dtype == "bf16" else "no", fsdp_ok=fsdp_ok, lora=cfg.lora_r > 0)
+        self.bf16 = cfg.bf16 or cfg.dtype == "bf16"
+        self.acc = make_accelerator("bf16" if self.bf16 else "no", fsdp_ok=fsdp_ok, lora=cfg.lora_r > 0)
         self.log = log if self.acc.is_main_process else _silent
         out.mkdir(parents=True, exist_ok=True)
         self.out = out
@@ -139,6 +141,13 @@ class Run:
     @property
     def is_main(self) -> bool:
         return self.acc.is_main_process
+
+    def autocast(self):
+        """The run's mixed precision for forwards outside the prepared policy (a reference model, RL
+        sampling): bf16 autocast under --bf16, as the prepared policy's own forward; else nothing."""
+        if not self.bf16:
+            return nullcontext()
+        return torch.autocast(device_type=self.acc.device.type, dtype=torch.bfloat16)
 
     def lora(self, model, apply: Callable | None = None):
         """The model with LoRA adapters when --lora-r > 0 (apply: the adapter function for this kind
