@@ -49,9 +49,10 @@ def test_report_opens_in_chromium_with_its_table_and_every_chart(tmp_path, tiny_
     shot = tmp_path / "report.png"
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium"),
-                                    args=ARGS)
+                                    args=ARGS, timeout=180_000)
         try:
             page = browser.new_page(viewport={"width": 1300, "height": 900})
+            page.set_default_timeout(180_000)  # a busy 2-core machine (the suite runs in parallel)
             page.goto((out / "report.html").as_uri())
             table = page.locator("table#leaderboard")
             assert table.is_visible()
