@@ -46,6 +46,14 @@ def main():
     print(f"| judge LM | {cell([d['agreement_one_order']['rate'] for d in deb])} | {cell([d['agreement']['rate'] for d in deb])} "
           f"| {cell([d['position_consistency']['rate'] for d in deb])} | {cell([d['first_position_preferred'] for d in deb])} |")
     print(f"\npairs: {[r['judge']['pairs'] for r in R]}, with an r* gap: {[r['judge']['pairs_with_r_star_gap'] for r in R]}")
+    if all("bias" in r for r in R):
+        for s, r in zip(seeds, R):
+            b = r["bias"]
+            firsts = [(f > 0.5, (1 - bw) > 0.5) for f, bw in zip(b["forward"], b["backward"])]  # first shown preferred?
+            inconsistent = [x for x in firsts if x[0] == x[1]]  # the same position wins both orders
+            both_first = sum(x[0] for x in inconsistent)
+            print(f"seed {s}: {len(inconsistent)} of {len(firsts)} pairs get opposite verdicts in the two orders: the "
+                  f"first shown wins both in {both_first}, the second shown in {len(inconsistent) - both_first}")
     hb = [r["judge_build"]["heldout"] for r in R][0]
     print(f"judge build, held-out pairs: {json.dumps(hb)}\n")
 
