@@ -42,7 +42,7 @@ from alignkit.data.readers import read_records  # noqa: E402
 from alignkit.data.records import Pairwise  # noqa: E402
 from alignkit.registry import run_train  # noqa: E402
 from alignkit.synthetic import metrics  # noqa: E402
-from alignkit.synthetic.base import MAX_LENGTH, WorldConfig, build_base  # noqa: E402
+from alignkit.synthetic.base import MAX_LENGTH, WorldConfig, build_base, read_manifest  # noqa: E402
 from alignkit.synthetic.evaluate import EVAL_SAMPLING, evaluate_policy  # noqa: E402
 from alignkit.synthetic.judge_lm import CONSTITUTION, TEMPLATE, build_judge_lm  # noqa: E402
 from alignkit.synthetic.labelers import LabelerConfig, PairwiseLabeler  # noqa: E402
@@ -116,10 +116,10 @@ def main():
     stages = args.stages.split(",")
 
     sft = build_base(WorldConfig(), log=quiet)
-    judge_dir = build_judge_lm(num_threads=1)
+    judge_dir = build_judge_lm()
     judge = f"llm-pair:hf:{judge_dir},template={TEMPLATE},batch_size=32"
     results["models"] = {"sft": str(sft), "judge": str(judge_dir)}
-    results["judge_build"] = json.loads((judge_dir.parent / "judge.json").read_text())
+    results["judge_build"] = read_manifest(judge_dir) or json.loads((judge_dir.parent / "judge.json").read_text())
 
     # ---- 1. the same pairs, labelled by the simulated human and by the judge LM ------------------------
     def judge_stage():
