@@ -61,11 +61,17 @@ def _child(fn, kwargs, threads, conn):
 
 def prewarm(model_paths) -> None:
     """Import in the runner what every cell would otherwise import again after the fork (torch,
-    transformers, the models' architecture code: seconds per cell on a busy machine)."""
+    transformers, the trainers, the models' architecture code: seconds per cell on a busy machine)."""
     import json
     from pathlib import Path
     import torch  # noqa: F401
     import transformers
+
+    from .. import registry  # noqa: F401  (the method registry and, below, the trainers it runs lazily: every
+    from ..online import iterative  # noqa: F401  cell then runs the code as it was when the leaderboard started)
+    from ..rewards import train as reward_train  # noqa: F401
+    from ..rl import trainer  # noqa: F401
+    from ..train import offline  # noqa: F401
     for path in model_paths:
         cfg = Path(path) / "config.json"
         try:
