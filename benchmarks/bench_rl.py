@@ -45,8 +45,27 @@ BETA = 0.04
 
 
 def reward(text: str) -> float:
-    """The rule reward both sides use: distinct words, capped (a deterministic, cheap scorer)."""
+    """The hh task's rule reward on both sides: distinct words, capped (a deterministic, cheap scorer)."""
     return min(len(set(text.split())), 32) / 32
+
+
+# --task stories: the real pretrained TinyStories model with short story openings (issue 21's regime)
+STORIES = ["Once upon a time", "One day", "Once upon a time, there was a little girl", "Tom and his friend",
+           "Lily was", "There was a big dog", "One sunny day", "Sam had a", "Once upon a time, in a small town",
+           "The cat", "Mia and her mom", "A little bird", "Once there was a boy", "Ben wanted to", "The sun was",
+           "Sue found a"]
+
+
+def task_reward(task: str):
+    """text -> reward for both sides: distinct words (hh), alignkit's rule:positive (stories)."""
+    if task == "stories":
+        from alignkit.rewards.rules import positive
+        return lambda text: positive("", text)
+    return reward
+
+
+def task_model(task: str) -> Path:
+    return common.SHARED / "models" / "stories260K" if task == "stories" else common.build_model()
 
 
 def select_prompts(model_dir: Path, n: int, max_prompt: int) -> tuple:
@@ -116,8 +135,10 @@ def child_trl(a) -> dict:
         logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True, seed=0, dataloader_num_workers=0)
     times, clock = [], GenClock()
 
+    score = task_reward(a.task)
+
     def rule_reward(completions, **kw):
-        return [reward(c) for c in completions]
+        return [score(c) for c in completions]
 
     class Clock(TrainerCallback):
         def on_step_end(self, args, state, control, **kw):
@@ -138,11 +159,13 @@ def child_alignkit(a) -> dict:
     from alignkit.rl.methods import GRPO, GRPOConfig
     from alignkit.train.config import TrainConfig
 
+    score_fn = task_reward(a.task)
+
     class RuleJudge(Judge):
-        name = "distinct-words"
+        name = "rule"
 
         def score(self, prompts, responses):
-            return [reward(r) for r in responses]
+            return [score_fn(r) for r in responses]
 
     prompts = json.loads(Path(a.data).read_text())
     times, clock = common.clock_engine(), GenClock()
@@ -158,6 +181,32 @@ def child_alignkit(a) -> dict:
     mcfg = dataclasses.replace(mcfg, **{k: v for k, v in sets.items() if k not in TrainConfig.__dataclass_fields__})
     train_rl(GRPO, cfg, mcfg, a.model, prompts, a.out, log=lambda *x: None, judge=RuleJudge())
     return {"times": times, "clock": clock}
+
+
+def rl_utilisation(summary: dict, sides: list, model: Path, prompts: list, a):
+    """Achieved model FLOP/s of a GRPO step: per row of prompt + completion tokens, 2 N sampling
+    (prefill and decode), 2 N the reference pass, 6 N the update (forward and backward); no separate
+    old-log-prob pass on either side. The same useful work on both sides; next to the measured peak."""
+    import torch
+    from alignkit.data.tokenize import Encoder
+    from alignkit.models.loading import load_tokenizer
+    enc = Encoder(load_tokenizer(str(model)), 10**6)
+    prompt_tokens = sum(len(enc.prompt_ids(p)) for p in prompts) / len(prompts)
+    n = common.matmul_params(model)
+    before = torch.get_num_threads()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    peak = common.matmul_peak("fp32")
+    torch.set_num_threads(before)
+    rows = a.prompts_per_step * a.group
+    summary["flops"] = {"matmul_params": n, "prompt_tokens": prompt_tokens, "peak_flops_per_s": peak}
+    print(f"utilisation: N = {n / 1e6:.3f}M matmul weights, {prompt_tokens:.1f} prompt tokens, measured fp32 "
+          f"matmul peak {peak / 1e9:.1f} GFLOP/s")
+    for s in sides:
+        m = summary[s]
+        f = 10 * n * rows * (prompt_tokens + m["mean_completion"]) / m["step_s"]
+        m["flops_per_s"], m["mfu"] = f, f / peak
+        print(f"{s:8s}: {f / 1e9:.3f} GFLOP/s of model work = {100 * f / peak:.2f}% of the matmul peak")
 
 
 def child(a):
@@ -220,15 +269,22 @@ def main():
     p.add_argument("--prompts-per-step", type=int, default=8)
     p.add_argument("--group", type=int, default=8, help="completions per prompt (G)")
     p.add_argument("--micro-batch", type=int, default=16, help="rows per forward/backward")
-    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--max-new-tokens", type=int, default=0, help="completion length (0 = the task's: hh 64, stories 48)")
+    p.add_argument("--task", choices=["hh", "stories"], default="hh",
+                   help="hh: the 5.26M benchmark model on hh-rlhf prompts; stories: ../shared/models/stories260K "
+                        "on short story openings, rule:positive reward")
     p.add_argument("--max-prompt", type=int, default=256, help="longest prompt used, in tokens")
     p.add_argument("--generation-only", action="store_true", help="batched vs per-prompt sampling instead")
     a = p.parse_args()
+    a.max_new_tokens = a.max_new_tokens or (48 if a.task == "stories" else 64)
     if a.child:
         return child(a)
-    model = common.build_model()
+    model = task_model(a.task)
     n = a.steps * a.prompts_per_step
-    prompts, notes = select_prompts(model, n, a.max_prompt)
+    if a.task == "stories":
+        prompts, notes = [STORIES[i % len(STORIES)] for i in range(n)], {"story_openings": len(STORIES)}
+    else:
+        prompts, notes = select_prompts(model, n, a.max_prompt)
     if a.generation_only:
         print(f"machine: {common.machine()}")
         print(f"{a.prompts_per_step} prompts x {a.group} samples, {a.max_new_tokens} new tokens, {a.rounds} rounds")
@@ -243,7 +299,7 @@ def main():
     trl_data.write_text(json.dumps([prompts[i] for i in order]))  # ...TRL reads them in that order
     rows = a.prompts_per_step * a.group
     print(f"machine: {common.machine()}")
-    print(f"model: {model}, {n} hh-rlhf prompts ({notes})")
+    print(f"model: {model}, {n} {'story' if a.task == 'stories' else 'hh-rlhf'} prompts ({notes})")
     print(f"GRPO: {a.prompts_per_step} prompts x G={a.group} = {rows} completions of <= {a.max_new_tokens} tokens per "
           f"step, micro-batch {a.micro_batch}, {a.steps} steps, {a.rounds} alternating rounds, fp32, "
           f"threads {a.threads or 'torch default'}")
@@ -256,7 +312,7 @@ def main():
                     "--out", str(common.WORK / f"rl-{s}"), "--steps", str(a.steps), "--threads", str(a.threads),
                     "--max-length", str(a.max_length), "--prompts-per-step", str(a.prompts_per_step),
                     "--group", str(a.group), "--micro-batch", str(a.micro_batch),
-                    "--max-new-tokens", str(a.max_new_tokens)]
+                    "--max-new-tokens", str(a.max_new_tokens), "--task", a.task]
             res = common.run_child(Path(__file__), args)
             runs[s].append(res)
             print(f"round {r + 1} {s:8s}: step {res['step_s']:.2f} s, generation {res['gen_tokens_per_s']:.0f} "
@@ -264,7 +320,7 @@ def main():
                   f"tokens/s, mean completion {res['mean_completion']:.1f} tokens, peak RSS "
                   f"{res['peak_rss_mb']:.0f} MiB, load {res['load']:.1f}", flush=True)
     keys = ("step_s", "cpu_step_s", "gen_tokens_per_s", "rollout_tokens_per_s", "gen_share", "mean_completion",
-            "peak_rss_mb", "load")
+            "peak_rss_mb", "load", "process_s")
     summary = {"benchmark": "grpo", "machine": common.machine(), "notes": notes, "steps": a.steps,
                "prompts_per_step": a.prompts_per_step, "group": a.group, "micro_batch": a.micro_batch,
                "max_new_tokens": a.max_new_tokens, "threads": a.threads}
@@ -274,7 +330,9 @@ def main():
         summary[s]["runs"] = [x["step_s"] for x in runs[s]]
         m = summary[s]
         print(f"{s:8s}: median step {m['step_s']:.2f} s, generation {m['gen_tokens_per_s']:.0f} tokens/s, rollout "
-              f"{m['rollout_tokens_per_s']:.0f} tokens/s, peak RSS {m['peak_rss_mb']:.0f} MiB, load {m['load']:.1f}")
+              f"{m['rollout_tokens_per_s']:.0f} tokens/s, peak RSS {m['peak_rss_mb']:.0f} MiB, load {m['load']:.1f}, "
+              f"whole process {m['process_s']:.1f} s ({a.steps} steps)")
+    rl_utilisation(summary, sides, model, prompts, a)
     if "ablated" in summary and "alignkit" in summary:
         k, b = summary["alignkit"], summary["ablated"]
         summary["ablation"] = {"overrides": a.ablate, "step_ratio": b["step_s"] / k["step_s"],

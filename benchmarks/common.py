@@ -81,9 +81,9 @@ def trl_ids(tok, prompt: str, completion: str) -> tuple:
     return pc[:n], pc[n:]
 
 
-def select_pairs(model_dir: Path, n: int, max_length: int, seed: int = 0) -> tuple:
-    """-> (pairs in training order, notes). The first n pairs whose token ids agree between TRL and
-    alignkit and fit in max_length, laid out in alignkit's seeded batch order."""
+def select_pairs(model_dir: Path, n: int | None, max_length: int, seed: int = 0) -> tuple:
+    """-> (pairs, notes). The first n pairs (None: all) whose token ids agree between TRL and alignkit
+    and fit in max_length."""
     from alignkit.data.tokenize import Encoder
     from alignkit.models.loading import load_tokenizer
     tok = load_tokenizer(str(model_dir))
@@ -109,7 +109,7 @@ def select_pairs(model_dir: Path, n: int, max_length: int, seed: int = 0) -> tup
             kept.append((prompt, chosen, rejected))
         if len(kept) == n:
             break
-    if len(kept) < n:
+    if n is not None and len(kept) < n:
         raise SystemExit(f"only {len(kept)} usable pairs (wanted {n})")
     notes = {"pairs_read": seen, "left_out_too_long": too_long, "left_out_tokenization_differs": differ}
     return kept, notes
@@ -131,17 +131,49 @@ def peak_rss_mb() -> float:
 
 
 def run_child(script: Path, args: list, env_extra: dict | None = None, timeout: int = 1800) -> dict:
-    """Run `python script args` in a fresh process; it prints one JSON line starting 'RESULT '."""
+    """Run `python script args` in a fresh process; it prints one JSON line starting 'RESULT '.
+    Adds `process_s`: the child's whole wall time, interpreter start-up to exit, as a user waits."""
+    import time
     path = os.pathsep.join(x for x in (str(ROOT), os.environ.get("PYTHONPATH", "")) if x)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
            "TQDM_DISABLE": "1", "PYTHONPATH": path, **(env_extra or {})}
+    t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True,
                           env=env, timeout=timeout, cwd=str(ROOT))
+    process_s = time.perf_counter() - t0
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
+            return {**json.loads(line[len("RESULT "):]), "process_s": process_s}
     raise RuntimeError(f"{script.name} {' '.join(args)} failed (exit {proc.returncode}):\n"
                        f"{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+
+
+def matmul_peak(dtype: str = "fp32", n: int = 1024, reps: int = 20) -> float:
+    """This machine's measured matmul rate (FLOP/s) at torch's current thread count: the best of
+    `reps` (n x n) @ (n x n) products (2 n^3 FLOPs each), fp32 or bf16."""
+    import time
+    import torch
+    dt = torch.bfloat16 if dtype == "bf16" else torch.float32
+    a, b = torch.randn(n, n).to(dt), torch.randn(n, n).to(dt)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t)
+    return 2 * n ** 3 / best
+
+
+def matmul_params(model_dir: Path) -> int:
+    """Weights that take part in a matmul per token (every Linear of the blocks, and the LM head; not
+    the embedding lookup, norms or attention scores) from the model's config: the N of the usual
+    6 N tokens estimate of training FLOPs (2 N per token forward, 4 N backward)."""
+    cfg = json.loads((Path(model_dir) / "config.json").read_text())
+    h, heads = cfg["hidden_size"], cfg["num_attention_heads"]
+    kv = cfg.get("num_key_value_heads") or heads
+    hd = cfg.get("head_dim") or h // heads
+    per_layer = h * heads * hd + 2 * h * kv * hd + heads * hd * h + 3 * h * cfg["intermediate_size"]
+    return cfg["num_hidden_layers"] * per_layer + h * cfg["vocab_size"]
 
 
 def median(xs: list) -> float:
@@ -249,6 +281,44 @@ def side_args(a, side: str) -> list:
     return ["--child", side]
 
 
+def pair_tokens(model_dir: Path, pairs: list, max_length: int) -> float:
+    """Mean tokens per pair as both sides' models see them: (prompt + chosen) + (prompt + rejected)."""
+    from alignkit.data.tokenize import Encoder
+    from alignkit.models.loading import load_tokenizer
+    enc = Encoder(load_tokenizer(str(model_dir)), max_length)
+    n = 0
+    for p, c, r in pairs:
+        for comp in (c, r):
+            e = enc.encode(p, comp)
+            n += len(e.prompt_ids) + len(e.completion_ids)
+    return n / len(pairs)
+
+
+def utilisation(summary: dict, sides: list, model_dir: Path, pairs: list, a, lm_head: bool = True):
+    """Achieved model FLOP/s (6 N per token of each pair's two sequences, forward and backward: the
+    same useful work on both sides, whatever each computes) next to this machine's measured matmul
+    peak at the runs' thread count and dtype; printed and added to the summary."""
+    import torch
+    tokens = pair_tokens(model_dir, pairs, a.max_length)
+    n = matmul_params(model_dir)
+    if not lm_head:  # a reward model scores with a scalar head instead of the LM head
+        cfg = json.loads((Path(model_dir) / "config.json").read_text())
+        n -= cfg["hidden_size"] * cfg["vocab_size"]
+    before = torch.get_num_threads()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    peak = matmul_peak(a.dtype)
+    torch.set_num_threads(before)
+    summary["flops"] = {"tokens_per_pair": tokens, "matmul_params": n, "peak_flops_per_s": peak,
+                        "dtype": a.dtype, "threads": a.threads or before}
+    print(f"utilisation: {tokens:.0f} tokens per pair, N = {n / 1e6:.2f}M matmul weights, measured {a.dtype} "
+          f"matmul peak {peak / 1e9:.1f} GFLOP/s ({a.threads or before} threads)")
+    for s in sides:
+        f = 6 * n * tokens * summary[s]["per_s"]
+        summary[s]["flops_per_s"], summary[s]["mfu"] = f, f / peak
+        print(f"{s:8s}: {f / 1e9:.2f} GFLOP/s of model work = {100 * f / peak:.1f}% of the matmul peak")
+
+
 def compare(script: Path, a, name: str, unit: str = "pairs"):
     """Alternate TRL and alignkit runs of `script` (fresh processes), print and return the medians."""
     model = build_model()
@@ -282,7 +352,8 @@ def compare(script: Path, a, name: str, unit: str = "pairs"):
     summary = {"benchmark": name, "machine": machine(), "notes": notes, "steps": a.steps,
                "batch_size": a.batch_size, "max_length": a.max_length, "dtype": a.dtype, "threads": a.threads}
     for s in sides:
-        keys = [k for k in ("per_s", "per_cpu_s", "peak_rss_mb", "peak_gpu_mb", "load") if k in runs[s][0]]
+        keys = [k for k in ("per_s", "per_cpu_s", "peak_rss_mb", "peak_gpu_mb", "load", "process_s")
+                if k in runs[s][0]]
         summary[s] = {k: median([x[k] for x in runs[s]]) for k in keys}
         summary[s].update(losses=runs[s][0]["losses"], runs=[x["per_s"] for x in runs[s]])
     print()
@@ -290,7 +361,9 @@ def compare(script: Path, a, name: str, unit: str = "pairs"):
         m = summary[s]
         gpu = f", peak GPU memory {m['peak_gpu_mb']:.0f} MiB" if "peak_gpu_mb" in m else ""
         print(f"{s:8s}: median {m['per_s']:.2f} {unit}/s ({m['per_cpu_s']:.2f} per CPU-second), "
-              f"peak RSS {m['peak_rss_mb']:.0f} MiB{gpu}, load average {m['load']:.1f}")
+              f"peak RSS {m['peak_rss_mb']:.0f} MiB{gpu}, load average {m['load']:.1f}, whole process "
+              f"{m['process_s']:.1f} s")
+    utilisation(summary, sides, model, kept, a, lm_head=name != "rm")
     if "ablated" in summary and "alignkit" in summary:
         k, b = summary["alignkit"], summary["ablated"]
         summary["ablation"] = {"overrides": a.ablate, "ratio": k["per_s"] / b["per_s"],
