@@ -23,7 +23,7 @@ import random
 import torch
 
 from alignkit.synthetic.evaluate import load_policy, logprob_sums
-from alignkit.synthetic.labelers import PopulationLabeler, find_cycles
+from alignkit.synthetic.labelers import POPULATION, PopulationLabeler, find_cycles
 from alignkit.synthetic.prompts import as_chat, sample_prompts
 from alignkit.synthetic.reward import true_reward
 
@@ -79,6 +79,26 @@ def worked_triple() -> dict:
             "edges_bt_respects": sum((s[a] > s[b]) for a, b in ((0, 1), (1, 2), (2, 0)))}
 
 
+def corpus_cycles(n_prompts: int = 40, draws: int = 60, seed: int = 1) -> dict:
+    """On the task's corpus answers (the SFT behaviour mix): the share of pairs r* orders strictly that the
+    population's majority orders the same way, and how many prompts have a majority cycle among their answers."""
+    import itertools
+    from alignkit.synthetic.corpus import SFT_RATES, respond
+    lab = PopulationLabeler()
+    agree = strict = with_cycle = 0
+    for info in sample_prompts(n_prompts, "train", seed=seed):
+        rng = random.Random(str(info.text))
+        answers = list(dict.fromkeys(respond(info, rng, SFT_RATES)[0] for _ in range(draws)))
+        r = [true_reward(info.text, y) for y in answers]
+        for i, j in itertools.combinations(range(len(answers)), 2):
+            if r[i] != r[j]:
+                strict += 1
+                agree += lab.majority_prefers(info.text, answers[i], answers[j]) == (r[i] > r[j])
+        with_cycle += bool(find_cycles(lab, info.text, answers, limit=1))
+    return {"prompts": n_prompts, "pairs_ordered_by_rstar": strict, "majority_agrees": agree / strict,
+            "prompts_with_a_cycle": with_cycle}
+
+
 def sampled_cycles(base: str, n_prompts: int, k: int, seed: int) -> list:
     from alignkit.models.generate import HFGenerator, SamplingConfig
     from alignkit.synthetic.evaluate import EVAL_SAMPLING
@@ -98,9 +118,16 @@ def sampled_cycles(base: str, n_prompts: int, k: int, seed: int) -> list:
         if cyc:
             a, b, c = rng.choice(cyc)
             p = [[lab.p_first(info.text, x, y) if x != y else 0.5 for y in (a, b, c)] for x in (a, b, c)]
-            triples.append({"prompt": info.text, "answers": [a, b, c], "P": p,
+            fav = {t.name: max(range(3), key=lambda n: t.utility(info.text, (a, b, c)[n])) for t in POPULATION}
+            triples.append({"prompt": info.text, "answers": [a, b, c], "P": p, "favourite": fav,
                             "rstar": [true_reward(info.text, y) for y in (a, b, c)]})
     return triples
+
+
+def whose_favourite(tops: list, triples: list) -> dict:
+    """Share of triples whose top answer (by the model) is each annotator type's favourite."""
+    return {t.name: sum(top == tr["favourite"][t.name] for top, tr in zip(tops, triples)) / len(triples)
+            for t in POPULATION}
 
 
 def policy_on_triples(path: str, base: str, triples: list) -> dict:
@@ -110,9 +137,10 @@ def policy_on_triples(path: str, base: str, triples: list) -> dict:
     p_ids = [enc.prompt_ids(as_chat(t["prompt"])) for t in triples for _ in range(3)]
     c_ids = [enc.completion_ids(y) for t in triples for y in t["answers"]]
     lp = logprob_sums(model, p_ids, c_ids, tok.pad_token_id)
-    worst, top_best, edges = [], 0, 0
+    worst, top_best, edges, tops = [], 0, 0, []
     for n, t in enumerate(triples):
         v = lp[3 * n: 3 * n + 3]
+        tops.append(max(range(3), key=lambda i: v[i]))
         m = max(v)
         q = [math.exp(x - m) for x in v]
         q = [x / sum(q) for x in q]
@@ -121,7 +149,8 @@ def policy_on_triples(path: str, base: str, triples: list) -> dict:
         edges += sum(v[a] > v[b] for a, b in ((0, 1), (1, 2), (2, 0)))
     nash = [worst_case(nash_of_cycle(t["P"]), t["P"]) for t in triples]
     return {"mean_worst_case": sum(worst) / len(worst), "nash_worst_case": sum(nash) / len(nash),
-            "top_is_rstar_best": top_best / len(triples), "cycle_edges_respected": edges / (3 * len(triples))}
+            "top_is_rstar_best": top_best / len(triples), "cycle_edges_respected": edges / (3 * len(triples)),
+            "top_is_favourite_of": whose_favourite(tops, triples)}
 
 
 def rm_on_triples(rm_dir: str, triples: list) -> dict:
@@ -129,11 +158,14 @@ def rm_on_triples(rm_dir: str, triples: list) -> dict:
     j = judge_from_spec(f"rm:{rm_dir}")
     s = j.score([as_chat(t["prompt"]) for t in triples for _ in range(3)], [y for t in triples for y in t["answers"]])
     top_best = edges = 0
+    tops = []
     for n, t in enumerate(triples):
         v = s[3 * n: 3 * n + 3]
+        tops.append(max(range(3), key=lambda i: v[i]))
         top_best += t["rstar"][max(range(3), key=lambda i: v[i])] == max(t["rstar"])
         edges += sum(v[a] > v[b] for a, b in ((0, 1), (1, 2), (2, 0)))
-    return {"top_is_rstar_best": top_best / len(triples), "cycle_edges_respected": edges / (3 * len(triples))}
+    return {"top_is_rstar_best": top_best / len(triples), "cycle_edges_respected": edges / (3 * len(triples)),
+            "top_is_favourite_of": whose_favourite(tops, triples)}
 
 
 def main():
@@ -145,9 +177,15 @@ def main():
     ap.add_argument("--k", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--output", required=True)
+    ap.add_argument("--corpus-only", action="store_true", help="only the corpus measurement (no model needed)")
     a = ap.parse_args()
     torch.set_num_threads(1)
-    res = {"worked_triple": worked_triple()}
+    res = {"worked_triple": worked_triple(), "corpus": corpus_cycles()}
+    print(json.dumps(res["corpus"]))
+    if a.corpus_only:
+        with open(a.output, "w") as f:
+            json.dump(res, f, indent=1)
+        return
     print(json.dumps(res["worked_triple"], indent=1))
     triples = sampled_cycles(a.base, a.n_prompts, a.k, a.seed)
     res["triples"] = len(triples)
