@@ -79,7 +79,7 @@ def child_alignkit(a) -> dict:
     overrides = dict(batch_size=a.batch_size, max_steps=a.steps, learning_rate=LR, lr_scheduler="linear",
                      warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0, beta=BETA, max_length=a.max_length,
                      dtype=a.dtype, seed=0, eval_fraction=0.0, progress=False, ref_cache="memory",
-                     num_threads=a.threads)
+                     ref_upfront=True, num_threads=a.threads)  # reference before step 1, as TRL's precompute
     overrides.update(common.child_overrides(a))
     run_train("dpo", a.model, [Pairwise(p, c, r) for p, c, r in pairs], a.out, overrides, log=lambda *x: None)
     rows = [json.loads(line) for line in (Path(a.out) / "metrics.jsonl").read_text().splitlines()]

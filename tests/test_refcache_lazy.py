@@ -88,3 +88,17 @@ def test_eval_at_skips_the_start_and_end_evaluations(tiny_model_dir, tmp_path):
     assert res["eval_start"] == {} and "rewards/accuracy" in res["eval_end"]
     with pytest.raises(ValueError, match="eval_at"):
         TrainConfig(eval_at=("middle",))
+
+
+def test_upfront_reference_trains_the_same_weights(tiny_model_dir, tmp_path):
+    """--ref-upfront (every example before the first step, the reference freed before training) and the
+    lazy default train the same model: the reference's numbers differ only in float rounding."""
+    import shutil
+    shutil.copytree(tiny_model_dir, tmp_path / "model")
+    lazy = _run(tmp_path, "lazy", steps=3)
+    upfront = _run(tmp_path, "upfront", steps=3, ref_upfront=True)
+    assert "reference_logps" not in upfront and lazy["reference_logps"]["reference_pass"] > 0
+    assert upfront["eval_start"]["rewards/accuracy"] == 0.5
+    a, b = load_file(str(tmp_path / "lazy" / "model.safetensors")), load_file(str(tmp_path / "upfront" / "model.safetensors"))
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
+    assert upfront["eval_end"]["loss"] == pytest.approx(lazy["eval_end"]["loss"], abs=1e-5)

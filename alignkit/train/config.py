@@ -37,7 +37,8 @@ class TrainConfig:
     max_examples: int = 0  # use only the first N training examples; 0 = all
     # reference model
     ref: str = ""  # reference model folder; "" = the initial policy (or, under LoRA, the adapter-disabled model)
-    ref_cache: str = "disk"  # disk | memory | none: precompute reference log-probs once (disk: reused on --resume)
+    ref_cache: str = "disk"  # disk | memory | none: keep reference log-probs once computed (disk: reused on --resume)
+    ref_upfront: bool = False  # compute every example's reference log-probs before the first step (as TRL's precompute_ref_log_probs) instead of as training reaches them: a slower start, but the reference model is gone before training (lower peak memory)
     # LoRA
     lora_r: int = 0  # LoRA rank; 0 = full fine-tuning
     lora_alpha: int = 16  # LoRA scaling alpha

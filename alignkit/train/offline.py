@@ -145,7 +145,7 @@ def reference_logps(spec: Method, cfg: TrainConfig, run: Run, model, model_path:
     path = run.out / "ref_logps.safetensors"
     ref_cache = refcache.load_cache(path, key) if cfg.ref_cache == "disk" else None
     sharded = is_fsdp(acc) or (zero.is_deepspeed(acc) and zero.zero_stage(acc) == 3)
-    if not sharded:  # lazily, batch by batch as training reaches them (refcache.LazyReference)
+    if not sharded and not cfg.ref_upfront:  # lazily, batch by batch as training reaches them (LazyReference)
         lora_ref = cfg.lora_r > 0 and not cfg.ref
         fresh = (cfg.ref or resumed) and not lora_ref
         engine = run.engine_
