@@ -170,6 +170,7 @@ def child_alignkit(a) -> dict:
     prompts = json.loads(Path(a.data).read_text())
     times, clock = common.clock_engine(), GenClock()
     rollout.HFBackend.generate = clock.wrap(rollout.HFBackend.generate, lambda out: sum(map(len, out)))
+    rollout.VLLMBackend.generate = clock.wrap(rollout.VLLMBackend.generate, lambda out: sum(map(len, out)))
     cfg = TrainConfig(batch_size=a.micro_batch, max_steps=a.steps, learning_rate=LR, lr_scheduler="linear",
                       warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0, max_length=a.max_length, dtype="fp32",
                       seed=0, eval_fraction=0.0, progress=False, num_threads=a.threads)

@@ -31,6 +31,8 @@ HH = Path(os.environ.get("ALIGNKIT_BENCH_HH", SHARED / "data" / "hh-rlhf" / "har
 WORK = Path(os.environ.get("ALIGNKIT_BENCH_WORK", ROOT / "runs" / "bench"))
 VOCAB = 8192
 MODEL_CFG = dict(hidden_size=256, num_layers=4, num_heads=4, intermediate_size=688, max_position_embeddings=1024)
+# another shape for the benchmark model (JSON of TinyLlamaConfig fields; gpu_check.sh builds a 0.48B one)
+MODEL_CFG = {**MODEL_CFG, **json.loads(os.environ.get("ALIGNKIT_BENCH_MODEL") or "{}")}
 
 
 def hh_pairs(limit: int | None = None) -> list:
@@ -149,17 +151,24 @@ def run_child(script: Path, args: list, env_extra: dict | None = None, timeout: 
 
 
 def matmul_peak(dtype: str = "fp32", n: int = 1024, reps: int = 20) -> float:
-    """This machine's measured matmul rate (FLOP/s) at torch's current thread count: the best of
-    `reps` (n x n) @ (n x n) products (2 n^3 FLOPs each), fp32 or bf16."""
+    """This machine's measured matmul rate (FLOP/s) at torch's current thread count (on the GPU when
+    there is one): the best of `reps` (n x n) @ (n x n) products (2 n^3 FLOPs each), fp32 or bf16."""
     import time
     import torch
     dt = torch.bfloat16 if dtype == "bf16" else torch.float32
-    a, b = torch.randn(n, n).to(dt), torch.randn(n, n).to(dt)
+    cuda = torch.cuda.is_available()
+    if cuda:
+        n = max(n, 8192)  # a GPU needs a large product to reach its rate
+    dev = "cuda" if cuda else "cpu"
+    a, b = torch.randn(n, n, device=dev).to(dt), torch.randn(n, n, device=dev).to(dt)
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     torch.mm(a, b)
+    sync()
     best = float("inf")
     for _ in range(reps):
         t = time.perf_counter()
         torch.mm(a, b)
+        sync()
         best = min(best, time.perf_counter() - t)
     return 2 * n ** 3 / best
 
@@ -330,7 +339,7 @@ def compare(script: Path, a, name: str, unit: str = "pairs"):
     trl_data = WORK / f"{name}_pairs_trl_order.json"
     trl_data.write_text(json.dumps([kept[i] for i in order]))  # ...TRL reads them in that order, sequentially
     print(f"machine: {machine()}")
-    print(f"model: {model} (5.26M parameters), data: {n} hh-rlhf pairs ({notes})")
+    print(f"model: {model} ({matmul_params(model) / 1e6:.2f}M matmul weights), data: {n} hh-rlhf pairs ({notes})")
     print(f"batch {a.batch_size}, max length {a.max_length}, {a.steps} steps, {a.rounds} alternating rounds, "
           f"{a.dtype}, threads {a.threads or 'torch default'}")
     print("timed: end of step 1 -> end of step N (forward, backward, optimizer, logging); not timed: imports, "

@@ -44,7 +44,7 @@ class HFGenerator:
         out_all = []
         for i in range(0, len(prompt_ids), cfg.batch_size):
             chunk = prompt_ids[i: i + cfg.batch_size]
-            if decoder is not None:
+            if decoder is not None and all(chunk):  # (an empty prompt has nothing to prefill: generate's path)
                 rows = decoder.sample(chunk, cfg.max_new_tokens, cfg.temperature, cfg.top_p,
                                       pad if pad is not None else eos, eos, draw=self.draw)
                 out_all += [_trim(row, pad, eos) for row in rows.tolist()]
