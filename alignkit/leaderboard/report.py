@@ -237,19 +237,10 @@ def running_mean(values: list, n: int) -> list:
 
 
 def charts(results: dict) -> list:
-    """[(id, caption, svg)] of every chart of the report."""
+    """[(id, caption, svg)] of every chart of the report: the reward-KL frontiers, a bar chart per charted
+    metric, a training curve per trained run."""
     out = []
     labels = [r["label"] for r in results["rows"]]
-    for t in results["tasks"]:
-        for m in t["metrics"]:
-            if not m["chart"]:
-                continue
-            stats = [results["table"][lab][t["name"]]["metrics"][m["key"]] for lab in labels]
-            if not any(s["n"] for s in stats):
-                continue
-            items = [(lab, s["mean"], s["min"], s["max"]) for lab, s in zip(labels, stats)]
-            out.append((f"bar-{t['name']}-{m['key']}", f"{t['name']}: {m['label']} (mean over seeds; whiskers: min-max)",
-                        bar_chart(f"{t['name']}: {m['label']}", items, m["higher_is_better"])))
     for t in results["tasks"]:
         fr = results["frontier"].get(t["name"]) or []
         if not fr:
@@ -262,6 +253,16 @@ def charts(results: dict) -> list:
         out.append((f"frontier-{t['name']}", f"{t['name']}: reward-KL frontier (each method's runs over its sweep; "
                                              "means over seeds)",
                     line_chart(f"{t['name']}: {names[rk]} vs {names[kk]}", series, names[kk], names[rk], markers=True)))
+    for t in results["tasks"]:
+        for m in t["metrics"]:
+            if not m["chart"]:
+                continue
+            stats = [results["table"][lab][t["name"]]["metrics"][m["key"]] for lab in labels]
+            if not any(s["n"] for s in stats):
+                continue
+            items = [(lab, s["mean"], s["min"], s["max"]) for lab, s in zip(labels, stats)]
+            out.append((f"bar-{t['name']}-{m['key']}", f"{t['name']}: {m['label']} (mean over seeds; whiskers: min-max)",
+                        bar_chart(f"{t['name']}: {m['label']}", items, m["higher_is_better"])))
     by_row: dict = {}
     for c in results["curves"]:
         by_row.setdefault(c["row"], []).append(c)
