@@ -110,9 +110,10 @@ def test_revision_targets_fix_the_flaw_or_keep_the_response():
 def test_miniature_judge_builds_caches_and_serves_as_judge_kinds(tmp_path, monkeypatch):
     monkeypatch.setenv("ALIGNKIT_CACHE", str(tmp_path / "cache"))
     logs = []
-    model = judge_lm.build_judge_lm(judge_lm.TINY_JUDGE, TINY_WORLD, num_threads=1, log=logs.append)
+    model = judge_lm.build_judge_lm(judge_lm.TINY_JUDGE, TINY_WORLD, log=logs.append)
     assert (model / "model.safetensors").is_file() and not list(model.parent.parent.glob("*.building-*"))
-    info = json.loads((model.parent / "judge.json").read_text())
+    info = json.loads((model / "manifest.json").read_text())
+    assert info["config_hash"] == model.parent.name and info["threads"] == 1
     assert info["examples"] == {"pairwise": 120, "choice": 40, "critique": 40, "revision": 40}
     assert info["heldout"]["pairs"] == 16 and 0 <= info["heldout"]["agreement_debiased"] <= 1
     again = []

@@ -26,6 +26,10 @@ measured on pairs from held-out prompts (`judge.json`: agreement with r* of one 
 orders averaged, position consistency, the first position's win rate, critique accuracy).
 
 The model is cached under `cache_root() / "judge" / <hash of the config, the world and the code>`.
+The default one also ships with the package (assets/judge: 2 MB of safetensors, its tokenizer and
+manifest.json, exactly what a build writes), used while its manifest's `config_hash` equals this code's
+and its weights' sha256 matches, so `task-judge` needs no build on a fresh clone. Builds run on
+BUILD_THREADS torch threads (sampling included), which makes them deterministic.
 The plug-in registers two judge kinds on it (plugin.py): `task-judge[:OPTIONS]` (the pairwise judge,
 llm-pair) and `task-cai[:OPTIONS]` (the constitution judge, llm-cai with the task's constitution).
 """
@@ -48,6 +52,8 @@ HERE = Path(__file__).parent
 TEMPLATE = HERE / "judge_template.txt"
 CONSTITUTION = HERE / "constitution.jsonl"
 VERSION = 1
+BUILD_THREADS = 1  # torch threads of a build: fixed, so a rebuild reproduces the shipped model
+SHIPPED = HERE / "assets" / "judge"  # the default judge LM, shipped with the package
 # the files whose content decides what the judge learns: an edit rebuilds it (as do changes to the text of
 # the queries the judges send, see _query_formats)
 _KEY_FILES = (HERE / "judge_lm.py", HERE / "reward.py", HERE / "corpus.py", HERE / "prompts.py", TEMPLATE,
@@ -318,26 +324,47 @@ def _tokenizer_texts(records: list, pre_texts: list) -> list:
     return tokenizer_texts() + pre_texts[:4000] + sample
 
 
+def shipped_judge(cfg: JudgeLMConfig, world) -> Path | None:
+    """The shipped judge LM when it was built from `cfg` and `world` by this code (its manifest's hash)
+    and its weights are intact (their sha256), else None."""
+    from .base import file_sha256, read_manifest
+    man = read_manifest(SHIPPED)
+    weights = SHIPPED / "model.safetensors"
+    if man.get("config_hash") != config_hash(cfg, world) or not weights.is_file():
+        return None
+    return SHIPPED if file_sha256(weights) == man.get("sha256", {}).get("model.safetensors") else None
+
+
 def build_judge_lm(cfg: JudgeLMConfig = JudgeLMConfig(), world=None, cache_dir: str | None = None,
-                   force: bool = False, num_threads: int = 0, log=print) -> Path:
-    """The judge LM's folder: reused from the cache when present, else built (minutes at the defaults).
-    `num_threads` is the trainer's (0 = the free cores); it does not change the model's cache key."""
+                   force: bool = False, threads: int = BUILD_THREADS, log=print) -> Path:
+    """The judge LM's folder: the cached one when present, else the shipped one when it was built from
+    this config, else built (minutes at the defaults) on `threads` torch threads and cached. Its
+    manifest.json holds the config hash, the examples' counts and sha256, the held-out measures and the
+    weights' sha256. force: build."""
+    import torch
+
     from ..models.tiny import TinyLlamaConfig, build_tiny_llama, train_tokenizer
     from ..registry import run_train
     from . import corpus
-    from .base import WorldConfig, _check, _quiet, _train_overrides, build_base
+    from .base import MANIFEST, WorldConfig, _check, _quiet, _train_overrides, build_base, file_sha256
 
     world = world or WorldConfig()
     final = judge_dir(cfg, world, cache_dir)
     if (final / "model" / "config.json").is_file() and not force:
         log(f"judge LM: reusing {final / 'model'}")
         return final / "model"
+    shipped = None if force else shipped_judge(cfg, world)
+    if shipped is not None:
+        log(f"judge LM: the shipped one ({shipped})")
+        return shipped
     base = build_base(world, cache_dir=cache_dir, log=log) if cfg.policy_candidates else None
     work = final.parent / f"{final.name}.building-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     t0 = time.time()
+    threads_before = torch.get_num_threads()
     try:
+        torch.set_num_threads(threads)
         log(f"judge LM: building in {final} (pre-training, then SFT on judging, critique and revision prompts; "
             "cached for later runs)")
         records, counts = judging_records(cfg, base, log)
@@ -351,28 +378,33 @@ def build_judge_lm(cfg: JudgeLMConfig = JudgeLMConfig(), world=None, cache_dir: 
         n_params = sum(p.numel() for p in model.parameters())
         train_world = dataclasses.replace(world, seed=cfg.seed, batch_size=cfg.batch_size)
         log(f"[judge 1/3] pre-training a {n_params / 1e6:.2f}M-parameter Llama on {len(pre_texts)} transcripts")
-        pre = {**_train_overrides(train_world, cfg.pretrain_lr, cfg.pretrain_epochs), "num_threads": num_threads}
+        pre = {**_train_overrides(train_world, cfg.pretrain_lr, cfg.pretrain_epochs), "num_threads": threads}
         _check(run_train("sft", str(init), [Demonstration("", t) for t in pre_texts], str(work / "pretrained"),
                          pre, log=_quiet(log)))
         log(f"[judge 2/3] SFT on {len(records)} examples ({', '.join(f'{v} {k}' for k, v in counts.items())})")
         sft = {**_train_overrides(train_world, cfg.sft_lr, cfg.sft_epochs), "max_length": cfg.max_length,
-               "num_threads": num_threads}
+               "num_threads": threads}
         _check(run_train("sft", str(work / "pretrained"), records, str(work / "model"), sft, log=_quiet(log)))
         shutil.rmtree(init)
         shutil.rmtree(work / "pretrained")
         log(f"[judge 3/3] measuring it on {cfg.heldout_pairs} pairs from held-out prompts")
         quality = measure(work / "model", cfg, base, log) if cfg.heldout_pairs else {}
         digest = hashlib.sha256(json.dumps([[r.prompt, r.completion] for r in records]).encode()).hexdigest()
-        (work / "judge.json").write_text(json.dumps(
-            {"config": dataclasses.asdict(cfg), "world": dataclasses.asdict(world), "version": VERSION,
-             "parameters": n_params, "examples": counts, "examples_sha256": digest, "heldout": quality,
-             "build_seconds": round(time.time() - t0, 1)}, indent=1))
+        manifest = {"config_hash": config_hash(cfg, world), "config": dataclasses.asdict(cfg),
+                    "world": dataclasses.asdict(world), "version": VERSION, "parameters": n_params,
+                    "threads": threads, "torch": torch.__version__, "examples": counts, "examples_sha256": digest,
+                    "heldout": quality, "build_seconds": round(time.time() - t0, 1),
+                    "sha256": {"model.safetensors": file_sha256(work / "model" / "model.safetensors")}}
+        (work / "model" / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+        (work / "judge.json").write_text(json.dumps(manifest, indent=1) + "\n")
         if final.exists():
             shutil.rmtree(final)
         work.rename(final)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+    finally:
+        torch.set_num_threads(threads_before)
     log(f"judge LM: built in {time.time() - t0:.0f}s -> {final / 'model'}")
     return final / "model"
 
