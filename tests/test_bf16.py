@@ -90,3 +90,14 @@ def test_grpo_runs_sampling_and_reference_under_autocast(tiny_model_dir, tmp_pat
     assert modes and all(modes)
     assert s["iterations"] == 2 and all(torch.isfinite(t).all() and t.dtype == torch.float32
                                         for t in load_file(str(tmp_path / "grpo" / "model.safetensors")).values())
+
+
+def test_upfront_reference_under_bf16_keeps_step0_margins_exactly_zero(tiny_model_dir, tmp_path):
+    spec = get_loss("dpo")
+    pairs = make_pairs(30)
+    # --ref: a separate reference model (the same weights), computed before training under the autocast
+    cfg = TrainConfig(max_steps=1, batch_size=4, learning_rate=1e-3, progress=False, max_length=64, bf16=True,
+                      ref_upfront=True, ref=str(tiny_model_dir))
+    res = train_offline(spec, spec.config(), cfg, str(tiny_model_dir), pairs[:20], pairs[20:], str(tmp_path / "u"),
+                        log=lambda *a: None)
+    assert res["eval_start"]["rewards/margin"] == 0.0 and res["eval_start"]["rewards/accuracy"] == 0.5

@@ -169,11 +169,12 @@ def reference_logps(spec: Method, cfg: TrainConfig, run: Run, model, model_path:
                 acc.device) if fresh else model
         bar = tqdm(total=sum(len(e.seqs) for e in all_ex), desc="reference log-probs",
                    disable=not (cfg.progress and acc.is_main_process), leave=False)
-        ref_cache = refcache.compute_ref_logps(ref_model, train_ex, tok.pad_token_id, progress=bar)
-        if eval_ex:  # in evaluate()'s batches: the same float rounding as the policy's pass, so at
-            # step 0 (policy == reference) every held-out margin is exactly 0, accuracy exactly 0.5
-            ref_cache.update(refcache.compute_ref_logps(ref_model, eval_ex, tok.pad_token_id,
-                                                        cfg.batch_size * len(eval_ex[0].seqs), bar))
+        with run.autocast():  # --bf16: the reference under the policy's own autocast
+            ref_cache = refcache.compute_ref_logps(ref_model, train_ex, tok.pad_token_id, progress=bar)
+            if eval_ex:  # in evaluate()'s batches: the same float rounding as the policy's pass, so at
+                # step 0 (policy == reference) every held-out margin is exactly 0, accuracy exactly 0.5
+                ref_cache.update(refcache.compute_ref_logps(ref_model, eval_ex, tok.pad_token_id,
+                                                            cfg.batch_size * len(eval_ex[0].seqs), bar))
         bar.close()
         del ref_model
         if cfg.ref_cache == "disk" and acc.is_main_process:
