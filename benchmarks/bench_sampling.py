@@ -142,6 +142,35 @@ def distribution(a) -> dict:
     return res
 
 
+def flat_vs_grouped(a) -> dict:
+    """The decoder's two attention forms against prompt length (FLAT_PROMPT_TOKENS picks between
+    them): 8 prompts x 8 samples x 32 tokens on the hh model, each form forced, best of the rounds."""
+    from alignkit.models import decode
+    from alignkit.models.generate import HFGenerator, SamplingConfig
+    from alignkit.models.loading import load_causal_lm, load_tokenizer
+    path = common.build_model()
+    model, tok = load_causal_lm(str(path)).eval(), load_tokenizer(str(path))
+    cfg = SamplingConfig(max_new_tokens=32, temperature=1.0, batch_size=64)
+    gen = HFGenerator(model, tok)
+    out, real = {}, decode.FLAT_PROMPT_TOKENS
+    try:
+        for length in (8, 24, 48, 96, 192):
+            ids = [[1] + [10 + g] * (length - 1) for g in range(8) for _ in range(8)]
+            best = {}
+            for r in range(a.rounds):
+                for form, limit in (("flat", 10**9), ("grouped", 0)):
+                    decode.FLAT_PROMPT_TOKENS = limit
+                    t = time.perf_counter()
+                    gen.generate(ids, cfg, seed=r)
+                    best[form] = min(best.get(form, float("inf")), time.perf_counter() - t)
+            out[length] = best
+            print(f"prompt {length:4d} tokens: flat {best['flat']:.2f} s, grouped {best['grouped']:.2f} s "
+                  f"(grouped / flat {best['grouped'] / best['flat']:.2f}; load {os.getloadavg()[0]:.1f})", flush=True)
+    finally:
+        decode.FLAT_PROMPT_TOKENS = real
+    return out
+
+
 def main():
     import argparse
     import torch
@@ -151,11 +180,14 @@ def main():
     p.add_argument("--settings", default="hh,stories,bundled", help="throughput settings, comma-separated")
     p.add_argument("--samples", type=int, default=1000, help="distribution check: samples per sampler (0 = skip)")
     p.add_argument("--json", default="")
+    p.add_argument("--flat-probe", action="store_true", help="only: the two attention forms against prompt length")
     a = p.parse_args()
     a.settings = [s for s in a.settings.split(",") if s]
     if a.threads:
         torch.set_num_threads(a.threads)
     print(f"machine: {common.machine()}", flush=True)
+    if a.flat_probe:
+        return flat_vs_grouped(a)
     summary = {"benchmark": "sampling", "machine": common.machine(), "rounds": a.rounds,
                "throughput": throughput(a)}
     if a.samples:
