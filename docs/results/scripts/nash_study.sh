@@ -29,6 +29,9 @@ case $1 in
           t $AK train nash-md --model $BASE --data $P --output $O $NASH --iterations $N --save-every 25 \
             --learning-rate 1e-4 --beta 0.1 --mixture-coef 0.5 $X $([ $2 -gt 1 ] && echo --resume) $COMMON
           rm -rf ${O}_$N && mkdir -p ${O}_$N && find $O -maxdepth 1 -type f -exec cp {} ${O}_$N/ \; ;;
+  # nash-md's 150 iterations in one go with another seed ($2: the prompt order and the samples)
+  nashmd_seed) NAME=nashmd_seed$2 t $AK train nash-md --model $BASE --data $P --output $R/study/nashmd_seed$2 $NASH \
+            --iterations 150 --learning-rate 1e-4 --beta 0.1 --mixture-coef 0.5 $COMMON --seed $2 ;;
   # accelerations of SPPO: warm start from offline DPO; 8 samples per prompt in 2 rounds of 150 (the same 2400 samples)
   sppo_warm) NAME=sppo_warm t $AK train iterative-dpo --loss sppo --reference previous --eta 300 --model $R/study/dpo \
             --data $P --output $R/study/sppo_warm --reward population --iterations 3 --prompts-per-iteration 200 $ROUND $COMMON ;;
