@@ -54,9 +54,14 @@ class TruncationReport:
 NO_LIMIT = 2 ** 62  # a max_length that never truncates
 
 
-def trained_max_length(explicit: int | None, trained: dict, model_config, log=print) -> tuple:
+def _stderr(msg: str) -> None:
+    import sys
+    print(msg, file=sys.stderr)
+
+
+def trained_max_length(explicit: int | None, trained: dict, model_config, log=_stderr) -> tuple:
     """(max_length, max_prompt_length) for scoring with a trained model: the explicit value, else the
-    one it was trained with (its run's config), else its context window (said so in the log)."""
+    one it was trained with (its run's config), else its context window (said so on stderr, or `log`: never on stdout, which may carry JSON)."""
     if explicit:
         return explicit, trained.get("max_prompt_length") or None
     if trained.get("max_length"):
