@@ -30,6 +30,9 @@ case $1 in
       --output $O > $O.log 2>&1 ;;
   sr_noeft) O=$R/sr_noeft_s$SEED; $AK train self-rewarding $COMMON --iterations 3 --prompts-per-iteration 150 \
       --judge-options "cot=0,batch_size=64,template=docs/results/scripts/judge_compact.txt" --output $O > $O.log 2>&1 ;;
+  random) # control for self-rewarding: the same rounds with a judge that knows nothing (a random score per answer)
+    O=$R/random_s$SEED; $AK train iterative-dpo $COMMON --reward file:docs/results/scripts/random_judge.py:score \
+      --reference previous --iterations 3 --prompts-per-iteration 150 --output $O > $O.log 2>&1 ;;
   eval) $AK eval --model $R/$3 --baseline $SFT --n-prompts 400 --seed 0 --json > $R/$3.eval.json ;;
 esac
 echo done $1 $SEED
