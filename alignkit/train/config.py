@@ -24,7 +24,7 @@ class TrainConfig:
     l1_delta: float = 0.0  # lambda of an L1 penalty lambda * ||theta - theta_0||_1 on the trainable weights' move from the start (PAFT, arXiv 2406.17923 sec. 3), added once per optimizer step; keeps a copy of the starting weights; 0 = off
     delta_threshold: float = 0.0  # |theta - theta_0| at or below this counts as unmoved in the logged delta_sparsity; 0 = the peak learning rate (Adam's step: an entry the penalty holds at theta_0 oscillates within about one step of it)
     dtype: str = "fp32"  # fp32 | bf16: bf16 autocast (bf16 matmuls; fp32 master weights, optimizer state and losses); the same as --bf16
-    bf16: bool = False  # bf16 autocast for training, evaluation, reference passes and RL sampling (fp32 master weights, optimizer and losses); pays where the CPU has bf16 matmul units (AVX512-BF16, AMX) and on GPUs (benchmarks/RESULTS.md)
+    bf16: bool = False  # bf16 autocast for training, evaluation, reference passes and RL sampling (fp32 master weights, optimizer and losses); faster only where bf16 matmuls are (GPUs, AMX CPUs): on the AVX512-BF16 Xeon of benchmarks/RESULTS.md they run at half the fp32 rate
     seed: int = 0  # seeds data order, initialisation and sampling
     # data
     max_length: int = 512  # longest prompt+completion in tokens; longer ones are truncated
