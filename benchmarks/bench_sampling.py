@@ -143,31 +143,40 @@ def distribution(a) -> dict:
 
 
 def flat_vs_grouped(a) -> dict:
-    """The decoder's two attention forms against prompt length (FLAT_PROMPT_TOKENS picks between
-    them): 8 prompts x 8 samples x 32 tokens on the hh model, each form forced, best of the rounds."""
+    """The decoder's two attention forms against prompt length (FLAT_PROMPT_KV picks between
+    them): 8 prompts x 8 samples x 32 tokens on the hh model and on stories260K, each form forced,
+    best of the rounds."""
+    from alignkit.models import decode
+    out, real = {}, decode.FLAT_PROMPT_KV
+    try:
+        for name in ("hh", "stories"):
+            out[name] = _flat_vs_grouped(a, name)
+    finally:
+        decode.FLAT_PROMPT_KV = real
+    return out
+
+
+def _flat_vs_grouped(a, name: str) -> dict:
     from alignkit.models import decode
     from alignkit.models.generate import HFGenerator, SamplingConfig
     from alignkit.models.loading import load_causal_lm, load_tokenizer
-    path = common.build_model()
+    path = common.build_model() if name == "hh" else common.SHARED / "models" / "stories260K"
     model, tok = load_causal_lm(str(path)).eval(), load_tokenizer(str(path))
     cfg = SamplingConfig(max_new_tokens=32, temperature=1.0, batch_size=64)
     gen = HFGenerator(model, tok)
-    out, real = {}, decode.FLAT_PROMPT_TOKENS
-    try:
-        for length in (8, 24, 48, 96, 192):
-            ids = [[1] + [10 + g] * (length - 1) for g in range(8) for _ in range(8)]
-            best = {}
-            for r in range(a.rounds):
-                for form, limit in (("flat", 10**9), ("grouped", 0)):
-                    decode.FLAT_PROMPT_TOKENS = limit
-                    t = time.perf_counter()
-                    gen.generate(ids, cfg, seed=r)
-                    best[form] = min(best.get(form, float("inf")), time.perf_counter() - t)
-            out[length] = best
-            print(f"prompt {length:4d} tokens: flat {best['flat']:.2f} s, grouped {best['grouped']:.2f} s "
-                  f"(grouped / flat {best['grouped'] / best['flat']:.2f}; load {os.getloadavg()[0]:.1f})", flush=True)
-    finally:
-        decode.FLAT_PROMPT_TOKENS = real
+    out = {}
+    for length in (8, 16, 24, 48, 96, 192):
+        ids = [[1] + [10 + g] * (length - 1) for g in range(8) for _ in range(8)]  # 8 groups of 8
+        best = {}
+        for r in range(a.rounds):
+            for form, limit in (("flat", 10**12), ("grouped", 0)):
+                decode.FLAT_PROMPT_KV = limit
+                t = time.perf_counter()
+                gen.generate(ids, cfg, seed=r)
+                best[form] = min(best.get(form, float("inf")), time.perf_counter() - t)
+        out[length] = best
+        print(f"{name} prompt {length:4d} tokens: flat {best['flat']:.2f} s, grouped {best['grouped']:.2f} s "
+              f"(grouped / flat {best['grouped'] / best['flat']:.2f}; load {os.getloadavg()[0]:.1f})", flush=True)
     return out
 
 

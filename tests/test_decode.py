@@ -78,9 +78,11 @@ class _Tok:
     pad_token_id, eos_token_id = 0, 2
 
 
+@pytest.mark.parametrize("form", ["flat", "grouped"])  # per-row prompt copies, or the shared prompt keys
 @pytest.mark.parametrize("kind", ["llama", "qwen3"])
 @pytest.mark.parametrize("k", [1, 3])
-def test_same_tokens_as_generate_for_a_fixed_seed(kind, k):
+def test_same_tokens_as_generate_for_a_fixed_seed(kind, k, form, monkeypatch):
+    monkeypatch.setattr("alignkit.models.decode.FLAT_PROMPT_KV", 10**12 if form == "flat" else 0)
     model = _model(kind)
     with torch.no_grad():
         model.lm_head.weight[2] *= 3  # EOS likely enough that some rows stop early and the rest run on

@@ -12,7 +12,9 @@ sampling time). `Decoder.sample` instead:
 1. runs the prefill once per distinct prompt (left-padded, a causal + padding mask);
 2. keeps that prompt's keys and values once; a decode step's attention of a group's K queries reads
    them once (one matmul per group) plus each row's own generated keys from a preallocated buffer,
-   and merges the two with one softmax over both: the same attention, computed without copies;
+   and merges the two with one softmax over both: the same attention, computed without copies (for
+   short prompts on narrow models, where fewer operations matter more than fewer bytes, each row gets
+   a copy and one attention operation per step instead: FLAT_PROMPT_KV);
 3. draws each token by inverse CDF (one uniform per row: `draw="cdf"`, the default), or exactly as
    transformers does (`draw="multinomial"`: the same random stream, so for a fixed seed the same
    tokens as `generate` up to floating-point ties: tests/test_decode.py).
@@ -27,7 +29,10 @@ import torch
 import torch.nn.functional as F
 
 FAMILIES = ("llama", "mistral", "qwen2", "qwen3")
-FLAT_PROMPT_TOKENS = 48  # prompts up to this long are copied per sample (one attention op per step) rather than shared
+# a prompt whose keys per row (tokens x kv heads x head dim) stay below this is copied per sample (one
+# attention operation per step) rather than shared; measured crossover (bench_sampling.py --flat-probe):
+# ~20 tokens on a 256-wide model (kv 4 x 64), beyond 192 tokens on stories260K (kv 4 x 8)
+FLAT_PROMPT_KV = 8192
 # generation-config fields whose non-default values make transformers' `generate` apply a logits
 # processor this decoder does not: such a model keeps `generate`
 _PROCESSORS = {"repetition_penalty": 1.0, "no_repeat_ngram_size": 0, "bad_words_ids": None, "min_length": 0,
@@ -272,7 +277,7 @@ class Decoder:
         dt = prefix[0][0].dtype
         # short prompts (or no sharing): each row gets its own copy of its prompt's keys and one
         # attention operation per step; long shared prompts: the grouped attention reads them once
-        flat = k_per == 1 or t <= FLAT_PROMPT_TOKENS
+        flat = k_per == 1 or t * kvh * self.head_dim < FLAT_PROMPT_KV
         if flat:
             if len(prefix[0][0]) != b:
                 prefix = [(k.index_select(0, row_group), v.index_select(0, row_group)) for k, v in prefix]
