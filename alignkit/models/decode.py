@@ -30,8 +30,9 @@ import torch.nn.functional as F
 
 FAMILIES = ("llama", "mistral", "qwen2", "qwen3")
 # a prompt whose keys per row (tokens x kv heads x head dim) stay below this is copied per sample (one
-# attention operation per step) rather than shared; measured crossover (bench_sampling.py --flat-probe):
-# ~20 tokens on a 256-wide model (kv 4 x 64), beyond 192 tokens on stories260K (kv 4 x 8)
+# attention operation per step) rather than shared; measured (bench_sampling.py --flat-probe): sharing
+# wins from a few dozen tokens on a 256-wide model (kv 4 x 64), nowhere up to 192 tokens on stories260K
+# (kv 4 x 8); 8192 = 32 tokens on the first, 256 on the second
 FLAT_PROMPT_KV = 8192
 # generation-config fields whose non-default values make transformers' `generate` apply a logits
 # processor this decoder does not: such a model keeps `generate`
