@@ -141,6 +141,17 @@ def build_config(cls, *layers: dict, where: str = "config"):
         raise ConfigError(f"{where}: {e}")
 
 
+def parse_scalar(raw: str):
+    """A KEY=VALUE option's value: an int, a float, true/false, else the text itself (a config field's
+    own type converts it later)."""
+    for cast in (int, float):
+        try:
+            return cast(raw)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(raw.strip().lower(), raw)
+
+
 def read_yaml(path: str | Path) -> dict:
     p = Path(path)
     if not p.is_file():

@@ -92,9 +92,7 @@ def main():
         print(f"{pol}: idle {idle['process_s']:.1f} s (load {idle['load']:.1f}), loaded {loaded['process_s']:.1f} s "
               f"(load {loaded['load']:.1f}): loaded / idle {summary[f'{pol}-ratio']['median']:.2f}x "
               f"(per round {', '.join(f'{x:.2f}' for x in per_round)})")
-    if a.json:
-        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.json).write_text(json.dumps(summary, indent=1))
+    common.write_json(a.json, summary)
     return summary
 
 

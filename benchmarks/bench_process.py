@@ -140,9 +140,7 @@ def main():
                 per_round = [t["process_s"] / k["process_s"] for t, k in zip(runs["trl"], runs[s])]
                 summary[f"ratio_{s}"] = {"median": ratio, "per_round": per_round}
                 print(f"TRL / {s}: {ratio:.2f}x (per round: {', '.join(f'{x:.2f}' for x in per_round)})")
-    if a.json:
-        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.json).write_text(json.dumps(summary, indent=1))
+    common.write_json(a.json, summary)
     return summary
 
 

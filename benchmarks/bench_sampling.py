@@ -22,7 +22,6 @@ their standard errors, and each difference in units of its standard error.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
@@ -201,9 +200,7 @@ def main():
                "throughput": throughput(a)}
     if a.samples:
         summary["distribution"] = distribution(a)
-    if a.json:
-        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.json).write_text(json.dumps(summary, indent=1))
+    common.write_json(a.json, summary)
     return summary
 
 

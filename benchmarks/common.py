@@ -185,6 +185,13 @@ def matmul_params(model_dir: Path) -> int:
     return cfg["num_hidden_layers"] * per_layer + h * cfg["vocab_size"]
 
 
+def write_json(path: str | None, summary: dict) -> None:
+    """The benchmark's summary as JSON at `path` (nothing when no --json was given)."""
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(summary, indent=1))
+
+
 def median(xs: list) -> float:
     return statistics.median(xs)
 

@@ -13,6 +13,8 @@ import math
 from html import escape
 from pathlib import Path
 
+from ..eval.curves import running_mean
+
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf")
 
@@ -224,16 +226,6 @@ def line_chart(title: str, series: list, xlabel: str, ylabel: str, markers: bool
                      f'<text x="{left + 14}" y="{ly + 9}" class="l">{escape(name)}</text>')
     parts.append("</svg>")
     return "".join(parts)
-
-
-def running_mean(values: list, n: int) -> list:
-    out, acc = [], 0.0
-    for i, v in enumerate(values):
-        acc += v
-        if i >= n:
-            acc -= values[i - n]
-        out.append(acc / min(i + 1, n))
-    return out
 
 
 def charts(results: dict) -> list:

@@ -31,6 +31,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..config import parse_scalar
 from ..errors import AlignkitError, ConfigError
 from ..eval.tasks import Context, Subject, get_task, subject_kind, task_config
 from .cells import one_line, prewarm, run_cell
@@ -72,14 +73,6 @@ def _key(obj) -> str:
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=-]+", "_", text).strip("_") or "x"
 
-
-def _value(raw: str):
-    for cast in (int, float):
-        try:
-            return cast(raw)
-        except ValueError:
-            pass
-    return {"true": True, "false": False}.get(raw.strip().lower(), raw)
 
 
 def parse_labelled(items: tuple, what: str) -> list:
@@ -162,14 +155,14 @@ def plan_runs(cfg: LeaderboardConfig) -> list:
     multi_start = len(cfg.starts) > 1
     for start in cfg.starts:
         for lab, method in arms:
-            opts = {k: _value(v) for k, v in glob_set.items() if k in fields[lab]}
-            opts.update({k: _value(v) for k, v in per_set[lab].items()})
+            opts = {k: parse_scalar(v) for k, v in glob_set.items() if k in fields[lab]}
+            opts.update({k: parse_scalar(v) for k, v in per_set[lab].items()})
             group = f"{lab} (from {'SFT' if start == 'model' else 'base'})" if multi_start else lab
             runs.append(Run(group, method, start, group, (), opts))
             sweeps = {k: v for k, v in glob_sweep.items() if k in fields[lab]}
             sweeps.update(per_sweep[lab])
             for name, raw in sweeps.items():
-                for v in (_value(x) for x in raw.split(",") if x.strip()):
+                for v in (parse_scalar(x) for x in raw.split(",") if x.strip()):
                     if opts.get(name) == v:
                         continue
                     runs.append(Run(f"{group} {name}={v}", method, start, group, ((name, v),), {**opts, name: v}))

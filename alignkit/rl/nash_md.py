@@ -36,7 +36,6 @@ from dataclasses import dataclass
 import torch
 
 from ..config import to_dict
-from ..data.sources import default_prompt_source
 from ..losses.base import LossOutput
 from ..train.run import Job, Run
 
@@ -154,36 +153,18 @@ def evaluate_nash(model, reference, tok, prompts: list, prompt_ids: list, judge,
 
 def run_nash_md(job: Job) -> dict:
     """`alignkit train nash-md`: the online loop of Nash-MD on the run skeleton (train/run.py)."""
-    from ..data.tokenize import Encoder
     from ..models.generate import GeometricMixtureGenerator
-    from ..models.loading import load_causal_lm, load_tokenizer, save_model
+    from ..models.loading import save_model
     from ..train.forward import collate
     from ..train.steps import evaluate_and_log, micro_batch_indices
     from .forward import token_forward
-    from .judges import judge_for
-    from .trainer import read_prompt_data
+    from .trainer import start_online
     cfg, mcfg, model_path, data = job.cfg, job.method_cfg, job.model, job.data
     run = Run(cfg, job.output, job.log)
     acc, log, out = run.acc, run.log, run.out
-    judge = judge_for(mcfg.reward)
-    eval_spec = mcfg.eval_reward or (default_prompt_source().eval_judge if data is None else "")
-    true_judge = judge_for(eval_spec) if eval_spec else None
-    train_prompts, eval_prompts = read_prompt_data(data, cfg, mcfg, log)
-
-    model = load_causal_lm(model_path, "fp32", cfg.trust_remote_code)
-    tok = load_tokenizer(model_path, cfg.trust_remote_code)
-    model = run.lora(model)
-    model.to(acc.device)
-    model.eval()  # dropout off (it biases log-prob ratios); gradients still flow
-    if cfg.lora_r > 0 and not cfg.ref:
-        reference = model  # the adapter-disabled base
-    else:
-        reference = load_causal_lm(cfg.ref or model_path, "fp32", cfg.trust_remote_code).to(acc.device).eval()
-        reference.requires_grad_(False)
-    encoder = Encoder(tok, cfg.max_length, cfg.max_prompt_length or None)
-    budget = max(1, cfg.max_length - mcfg.max_new_tokens)
-    train_ids = [encoder.prompt_ids(p)[-budget:] for p in train_prompts]
-    eval_ids = [encoder.prompt_ids(p)[-budget:] for p in eval_prompts]
+    st = start_online(run, mcfg, model_path, data)  # the reference: the adapter-disabled policy or a frozen copy
+    judge, true_judge, model, tok, reference = st.judge, st.true_judge, st.model, st.tok, st.reference
+    train_prompts, eval_prompts, train_ids, eval_ids = st.train_prompts, st.eval_prompts, st.train_ids, st.eval_ids
 
     world, rank = acc.num_processes, acc.process_index
     iterations = mcfg.iterations or cfg.max_steps or max(

@@ -28,7 +28,7 @@ from ..errors import ConfigError
 from ..models.loading import load_causal_lm, load_tokenizer, save_model, unwrap
 from ..train.config import TrainConfig
 from ..train.forward import collate
-from ..train.run import Job, Run
+from ..train.run import Run
 from ..train.steps import evaluate_and_log, micro_batch_indices
 from .evaluate import evaluate_heldout, rollout_stats
 from .forward import token_forward
@@ -146,14 +146,26 @@ def _mean_metrics(rows: list) -> dict:
     return {k: sum(r[k] for r in rows if k in r) / sum(1 for r in rows if k in r) for k in sorted(keys)}
 
 
-def train_rl(method: RLMethod, cfg: TrainConfig, mcfg, model_path: str, data, output: str, log=print,
-             judge=None) -> dict:
-    """Train `model_path` online with `method`; save an HF model, metrics.jsonl and reward_vs_kl.png
-    in `output`. `judge` (a Judge) overrides mcfg.reward (the Python API's way to pass any scorer)."""
+@dataclass
+class OnlineStart:
+    """What every online trainer starts from."""
+    judge: object  # scores the rollouts
+    true_judge: object  # reported at evaluation only (None when there is none)
+    train_prompts: list
+    eval_prompts: list
+    train_ids: list  # prompt token ids, cut to the room left for max_new_tokens
+    eval_ids: list
+    model: object  # the policy (LoRA applied, dropout off)
+    tok: object
+    reference: object  # None (reference-free), the policy itself under LoRA (adapter disabled), or a frozen copy
+    encoder: object
+
+
+def start_online(run: Run, mcfg, model_path: str, data, judge=None, reference_free: bool = False) -> OnlineStart:
+    """The judges, prompts, policy and reference of an online run (RL methods and Nash-MD alike).
+    `judge` (a Judge) overrides mcfg.reward."""
     from ..data.tokenize import Encoder
-    _check(method, mcfg)
-    run = Run(cfg, output, log)
-    acc, log, out = run.acc, run.log, run.out
+    cfg, acc, log = run.cfg, run.acc, run.log
     judge = judge_for(judge if judge is not None else mcfg.reward)
     # on a plug-in's default prompts, evaluation also reports its ground truth (the bundled task's r*)
     eval_spec = mcfg.eval_reward or (default_prompt_source().eval_judge if data is None else "")
@@ -170,16 +182,29 @@ def train_rl(method: RLMethod, cfg: TrainConfig, mcfg, model_path: str, data, ou
 
     def ids_of(prompts):
         return [encoder.prompt_ids(p)[-budget:] for p in prompts]
-    train_ids, eval_ids = ids_of(train_prompts), ids_of(eval_prompts)
 
     # the reference: none (reference-free), the adapter-disabled policy (LoRA), or a frozen copy
-    if mcfg.reference_free:
+    if reference_free:
         reference = None
     elif cfg.lora_r > 0 and not cfg.ref:
         reference = model
     else:
         reference = load_causal_lm(cfg.ref or model_path, "fp32", cfg.trust_remote_code).to(acc.device).eval()
         reference.requires_grad_(False)
+    return OnlineStart(judge, true_judge, train_prompts, eval_prompts, ids_of(train_prompts), ids_of(eval_prompts),
+                       model, tok, reference, encoder)
+
+
+def train_rl(method: RLMethod, cfg: TrainConfig, mcfg, model_path: str, data, output: str, log=print,
+             judge=None) -> dict:
+    """Train `model_path` online with `method`; save an HF model, metrics.jsonl and reward_vs_kl.png
+    in `output`. `judge` (a Judge) overrides mcfg.reward (the Python API's way to pass any scorer)."""
+    _check(method, mcfg)
+    run = Run(cfg, output, log)
+    acc, log, out = run.acc, run.log, run.out
+    st = start_online(run, mcfg, model_path, data, judge, reference_free=mcfg.reference_free)
+    judge, true_judge, model, tok, reference, encoder = st.judge, st.true_judge, st.model, st.tok, st.reference, st.encoder
+    train_prompts, eval_prompts, train_ids, eval_ids = st.train_prompts, st.eval_prompts, st.train_ids, st.eval_ids
     value_fn = None
     if method.needs_value:
         value_fn = make_value_function(mcfg.value_model, model_path, unwrap(model).config.hidden_size,

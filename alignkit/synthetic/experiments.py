@@ -31,6 +31,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..config import parse_scalar
 from .base import MAX_LENGTH
 from .labelers import BinaryLabeler, LabelerConfig, ListwiseLabeler, PairwiseLabeler
 from .prompts import as_chat, sample_prompts
@@ -334,7 +335,7 @@ def parse_sets(items: list, arms: list) -> tuple:
         key, eq, raw = item.partition("=")
         if not eq:
             raise ConfigError(f"--set expects KEY=VALUE or ARM.KEY=VALUE, got {item!r}")
-        value = _value(raw)
+        value = parse_scalar(raw)
         arm, dot, name = key.partition(".")
         if dot:
             if arm not in per:
@@ -344,11 +345,3 @@ def parse_sets(items: list, arms: list) -> tuple:
             glob[key.replace("-", "_")] = value
     return glob, [dataclasses.replace(a, overrides=per[a.label]) for a in arms]
 
-
-def _value(raw: str):
-    for cast in (int, float):
-        try:
-            return cast(raw)
-        except ValueError:
-            pass
-    return {"true": True, "false": False}.get(raw.lower(), raw)
