@@ -32,6 +32,8 @@ class TrainConfig:
     max_chars: int = 100000  # a text longer than this many characters is a bad record
     on_bad_record: str = "error"  # error | skip: stop at the first bad record, or skip and count them
     data_format: str = ""  # force a feedback shape when reading (demonstration, pairwise, ...); "" = from the method
+    columns: str = ""  # other field names mapped to the ones the formats read, applied before format detection: prompt=question,chosen=good,rejected=bad
+    chat_template: str = ""  # chat template for conversational data: a built-in name (alignkit, chatml, zephyr, llama-3) or a Jinja file; "" = the model's own, else the built-in alignkit one; saved with the output's tokenizer
     eval_data: str = ""  # held-out file; "" = split eval_fraction off the training data
     eval_fraction: float = 0.1  # held-out share of the data when eval_data is empty (seeded split)
     max_examples: int = 0  # use only the first N training examples; 0 = all
@@ -50,7 +52,9 @@ class TrainConfig:
     eval_at: tuple = ("start", "end")  # when else to evaluate on the held-out split: start, end, both (start,end) or none ("" / none): skipping them saves their forwards
     save_every: int = 0  # write a resumable checkpoint every N steps (0 = none until the end)
     keep_checkpoints: int = 2  # newest checkpoints to keep (0 = all)
-    resume: bool = False  # continue from the newest checkpoint in the output folder
+    resume: bool = False  # continue from the newest checkpoint in the output folder; refused when the model, data (by content) or a setting differs from its config.yaml (the error lists them), except the length and reporting settings (max_steps, epochs, threads, logging, evaluation and checkpoint schedule)
+    resume_allow_changes: bool = False  # with --resume: continue even though the model, data or settings differ from the stored config.yaml (the differences are logged and config.yaml is rewritten)
+    overwrite: bool = False  # replace what --output holds: a finished run (summary.json, a model), an earlier run's checkpoints, or files that are not an alignkit run are refused without it
     log_every: int = 1  # write training metrics every N steps
     report_to: str = "none"  # none | tensorboard | wandb (when installed)
     progress: bool = True  # show a progress bar
@@ -63,6 +67,12 @@ class TrainConfig:
             raise ValueError(f"eval_at: {','.join(self.eval_at)!r} must name start and/or end (or none)")
         if self.dtype not in ("fp32", "bf16"):
             raise ValueError(f"dtype: {self.dtype!r} must be fp32 or bf16")
+        if self.columns:
+            from ..data.formats import parse_columns
+            parse_columns(self.columns)  # ConfigError naming --columns and the known fields
+        if self.chat_template:
+            from ..data.tokenize import chat_template_text
+            chat_template_text(self.chat_template)  # a known name or a readable file
         if self.l1_delta < 0:
             raise ValueError(f"l1_delta: {self.l1_delta} must be >= 0 (0 turns the penalty off)")
         if self.delta_threshold < 0:
