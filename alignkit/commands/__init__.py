@@ -13,10 +13,11 @@ from __future__ import annotations
 from .. import plugins  # noqa: F401
 from . import eval as evaluate
 from . import constitution, label, leaderboard, merge, models, rewards, serve, synthetic, train
+from . import generate
 from .common import OneLineParser
 
 # in the order `alignkit --help` lists them
-COMMANDS = (train, models, synthetic, evaluate, leaderboard, rewards, label, constitution, merge, serve)
+COMMANDS = (train, models, synthetic, evaluate, generate, leaderboard, rewards, label, constitution, merge, serve)
 
 
 def build_parser() -> tuple:
