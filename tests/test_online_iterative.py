@@ -109,3 +109,48 @@ def test_sppo_rounds_end_to_end(tiny_model_dir, tmp_path):
     assert rows and all(len(r["completions"][0]) > len(r["completions"][1]) for r in rows)  # rule:chars: longer wins
     assert all(r["scores"][0] > 0.5 > r["scores"][1] for r in rows)  # the best beats the policy, the worst loses
     assert yaml.safe_load((out / "round-2" / "config.yaml").read_text())["method"] == "sppo"
+
+
+def test_sppo_target_from_a_pairwise_judge_by_hand():
+    """A pairwise-only judge's probabilities are SPPO's P(y > pi_t) as they are (Wu et al. 2024: the mean of
+    P(y > y_k) over the K samples, y itself included at 1/2), not passed through a sigmoid a second time."""
+    import math
+    from types import SimpleNamespace
+
+    import torch
+
+    from alignkit.losses.base import ListwiseInput
+    from alignkit.losses.nash import SPPOConfig, sppo
+    from alignkit.online.iterative import IterativeConfig, IterativeRecipe
+    from alignkit.rewards.judge import Judge
+    from conftest import equal_token_logps
+
+    table = {("a", "b"): 0.9, ("a", "c"): 0.7, ("a", "d"): 0.6, ("b", "c"): 0.2, ("b", "d"): 0.5, ("c", "d"): 0.4}
+
+    class Scripted(Judge):  # compare only, from the table (and 1 - P the other way round)
+        def compare(self, prompts, a, b):
+            return [table[(x, y)] if (x, y) in table else 1 - table[(y, x)] for x, y in zip(a, b)]
+
+    job = SimpleNamespace(method_cfg=IterativeConfig(reward="scripted", loss="sppo"), method=SimpleNamespace(
+        name="iterative-dpo"), inner=(SimpleNamespace(feedback="listwise"), SPPOConfig(eta=10.0)))
+    recipe = IterativeRecipe(job)
+    groups = [("q", ["a", "b", "c", "d"])]
+    scores = recipe.scores(Scripted(), groups)
+    rec = recipe.records("q", groups[0][1], scores[0], "s")[0]
+    # by hand: P(a > pi) = (0.5 + 0.9 + 0.7 + 0.6) / 4 = 0.675 (a is the best), P(b > pi) = (0.1 + 0.5 + 0.2 + 0.5) / 4
+    # = 0.325 (the worst); the old recipe's sigmoid of the round-robin means gave 0.5 + about (0.9 - 0.5)/4
+    assert rec.completions == ("a", "b")
+    assert rec.scores == (pytest.approx(0.675), pytest.approx(0.325))
+    # SPPO's targets eta (P - 1/2) = 10 * (0.175, -0.175): log-ratios at the targets give zero loss, zero at 3.5
+    inp = ListwiseInput(equal_token_logps([1.75, -1.75], [2, 2]), torch.tensor([rec.scores], dtype=torch.float64),
+                        equal_token_logps([0.0, 0.0], [2, 2]))
+    assert sppo(inp, SPPOConfig(eta=10.0)).loss.item() == pytest.approx(0.0, abs=1e-12)
+    inp = ListwiseInput(equal_token_logps([0.0, 0.0], [2, 2]), torch.tensor([rec.scores], dtype=torch.float64),
+                        equal_token_logps([0.0, 0.0], [2, 2]))
+    assert sppo(inp, SPPOConfig(eta=10.0)).loss.item() == pytest.approx(1.75 ** 2)
+    # a judge with scores keeps the Bradley-Terry reading, P = (1/K) sum_j sigma(s_i - s_j)
+    from alignkit.rewards.rules import RuleJudge
+    sig = lambda z: 1 / (1 + math.exp(-z))  # noqa: E731
+    s = recipe.scores(RuleJudge("n", lambda p, r: float(len(r))), [("q", ["x", "yy", "zzz"])])
+    rec = recipe.records("q", ["x", "yy", "zzz"], s[0], "s")[0]
+    assert rec.scores == (pytest.approx((sig(2) + sig(1) + 0.5) / 3), pytest.approx((sig(-2) + sig(-1) + 0.5) / 3))

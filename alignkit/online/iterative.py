@@ -13,7 +13,8 @@ pairs, reference = the previous round, teacher answers; alignkit/online/dno.py),
 et al. 2024: the policy as its own LLM judge; self_rewarding.py) and `iterative-cringe` (iterative_cringe.py).
 
 With a listwise loss (SPPO, Wu et al. 2024, arXiv 2405.00675) the round keeps the best and the worst
-sample with their win rates against the policy, estimated from the judge's scores of the K samples;
+sample with their win rates against the policy, estimated from the K samples (a pairwise judge's probabilities
+as they are, a scoring judge's scores read as Bradley-Terry preferences);
 SPPO's reference is the round's policy pi_t (--reference previous).
 
 The rounds themselves (sampling, judging, training, resuming, the held-out figures and --stop-when) are
@@ -27,7 +28,7 @@ from ..data.records import Listwise, Pairwise
 from ..errors import ConfigError
 from ..rewards.judge import sigmoid
 from ..train.run import Job
-from .rounds import Recipe, RoundsConfig, round_prompts, run_rounds  # noqa: F401  (round_prompts: API)
+from .rounds import Recipe, RoundsConfig, judged, round_prompts, run_rounds  # noqa: F401  (round_prompts: API)
 
 
 @dataclass(frozen=True)
@@ -59,18 +60,23 @@ def win_rates(scores: list) -> list:
     return [sum(sigmoid(si - sj) for sj in scores) / k for si in scores]
 
 
+def round_robin_win_rates(wins: list) -> list:
+    """The same estimate from a pairwise judge's round robin, w_i = mean_{j != i} P(y_i > y_j) (what
+    rounds.judge_scores gives for a judge without scores): P(y_i > pi) = (1/K) (1/2 + sum_{j != i} P(y_i > y_j))
+    = ((K - 1) w_i + 1/2) / K. The judge's probabilities are used as they are, not read as scores again."""
+    k = len(wins)
+    return [((k - 1) * w + 0.5) / k for w in wins]
+
+
 def best_vs_worst_win_rates(prompt, responses: list, scores: list, source: str,
-                            min_gap: float = 0.0) -> Listwise | None:
-    """The best and the worst response with their win rates (SPPO's pair), as a two-response list."""
+                            min_gap: float = 0.0, round_robin: bool = False) -> Listwise | None:
+    """The best and the worst response with their win rates (SPPO's pair), as a two-response list;
+    `round_robin`: the scores are a pairwise judge's round-robin win rates (round_robin_win_rates)."""
     ends = _extremes(responses, scores, min_gap)
     if ends is None:
         return None
-    (hi, lo), p = ends, win_rates(scores)
+    (hi, lo), p = ends, (round_robin_win_rates if round_robin else win_rates)(scores)
     return Listwise(prompt, (responses[hi], responses[lo]), (p[hi], p[lo]), source=source)
-
-
-# what one prompt's judged samples become, for each feedback shape a round can train
-RECORDS = {"pairwise": best_vs_worst, "listwise": best_vs_worst_win_rates}
 
 
 class JudgedRecipe(Recipe):
@@ -95,6 +101,8 @@ class JudgedRecipe(Recipe):
 class IterativeRecipe(JudgedRecipe):
     """Best against worst of each prompt's K samples (or SPPO's pair with win rates)."""
 
+    round_robin = False  # the round's scores are a pairwise-only judge's round-robin win rates (rounds.judged)
+
     def check(self) -> None:
         super().check()
         if self.mc.samples_per_prompt < 2:
@@ -103,8 +111,15 @@ class IterativeRecipe(JudgedRecipe):
             self.job.log("note: the win rates are against the round's own policy pi_t; SPPO's reference is that "
                          "policy (--reference previous)")
 
+    def scores(self, judge, groups: list) -> list:
+        scores, self.round_robin = judged(judge, groups)
+        return scores
+
     def records(self, prompt, candidates: list, scores: list, source: str) -> list:
-        r = RECORDS[self.spec.feedback](prompt, candidates, scores, source, self.mc.min_gap)
+        if self.spec.feedback == "listwise":  # SPPO's pair with its win rates against pi_t
+            r = best_vs_worst_win_rates(prompt, candidates, scores, source, self.mc.min_gap, self.round_robin)
+        else:
+            r = best_vs_worst(prompt, candidates, scores, source, self.mc.min_gap)
         return [r] if r is not None else []
 
 

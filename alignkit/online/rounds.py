@@ -103,6 +103,11 @@ class Recipe:
 def judge_scores(judge, groups: list) -> list:
     """A score per candidate: the judge's score, or for a pairwise-only judge each candidate's mean
     P(it beats another candidate of the same prompt) (round robin)."""
+    return judged(judge, groups)[0]
+
+
+def judged(judge, groups: list) -> tuple:
+    """(judge_scores' scores, whether they are round-robin win rates: True for a pairwise-only judge)."""
     prompts = [p for p, cs in groups for _ in cs]
     flat = [c for _, cs in groups for c in cs]
     try:
@@ -118,12 +123,12 @@ def judge_scores(judge, groups: list) -> list:
                 wins[i] += q
                 wins[j] += 1 - q
             out.append([w / max(1, n - 1) for w in wins])
-        return out
+        return out, True
     out, i = [], 0
     for _, cs in groups:
         out.append(list(s[i:i + len(cs)]))
         i += len(cs)
-    return out
+    return out, False
 
 
 def ordering_agreement(a: list, b: list) -> tuple:
