@@ -1,0 +1,127 @@
+"""`alignkit generate`: prompts files in every accepted form (text lines, `prompt` text or messages,
+`messages`, MT-Bench `turns`), the chat template, judge scoring and its printed mean, atomic output that
+is never silently replaced, and one-line errors naming FILE:LINE and the field."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from alignkit.cli import main
+from conftest import shared_path
+
+
+def _rows(path) -> list:
+    return [json.loads(line) for line in open(path, encoding="utf-8")]
+
+
+def _gen(model, prompts, out, *extra) -> int:
+    return main(["generate", "--model", str(model), "--prompts", str(prompts), "--output", str(out),
+                 "--max-new-tokens", "6", "--batch-size", "4", *map(str, extra)])
+
+
+def test_text_and_conversational_prompts_with_samples_and_a_judge(tiny_model_dir, tmp_path, capsys):
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text("\n".join(json.dumps(r) for r in [
+        {"prompt": "what is two plus three ?", "id": "a"},
+        {"prompt": [{"role": "system", "content": "be nice"}, {"role": "user", "content": "help me"}], "id": "b"},
+        {"messages": [{"role": "user", "content": "the cat"}, {"role": "assistant", "content": "sat"}], "id": "c"},
+    ]) + "\n")
+    out = tmp_path / "o.jsonl"
+    assert _gen(tiny_model_dir, prompts, out, "--num-samples", "2", "--judge", "rule:chars", "--seed", "3") == 0
+    printed = capsys.readouterr().out
+    rows = _rows(out)
+    assert len(rows) == 6 and [r["id"] for r in rows] == ["a", "a", "b", "b", "c", "c"]
+    assert [r["sample"] for r in rows] == [0, 1] * 3
+    # the tiny model's tokenizer has a chat template: the text prompt was asked as a user message
+    assert rows[0]["prompt"] == [{"role": "user", "content": "what is two plus three ?"}]
+    assert rows[4]["prompt"] == [{"role": "user", "content": "the cat"}]  # the demonstration's answer dropped
+    for r in rows:  # TRL conversational prompt-completion: one assistant message
+        assert r["completion"][0]["role"] == "assistant" and len(r["completion"]) == 1
+        assert r["score"] == float(len(r["completion"][0]["content"]))  # rule:chars
+    mean = sum(r["score"] for r in rows) / len(rows)
+    assert f"mean score {mean:.4f} under rule:chars (n=6)" in printed
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]  # written through a renamed temp file
+
+    # the same seed gives the same completions; an existing output is refused without --overwrite
+    assert _gen(tiny_model_dir, prompts, out, "--num-samples", "2", "--seed", "3") == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert _gen(tiny_model_dir, prompts, out, "--num-samples", "2", "--seed", "3", "--overwrite") == 0
+    assert [r["completion"] for r in _rows(out)] == [r["completion"] for r in rows]
+    assert "score" not in _rows(out)[0]
+
+
+def test_text_file_and_as_chat_never_keep_plain_text(tiny_model_dir, tmp_path):
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("the cat sat on\n\nthe dog ran to\n")
+    out = tmp_path / "o.jsonl"
+    assert _gen(tiny_model_dir, prompts, out, "--as-chat", "never", "--temperature", "0") == 0
+    rows = _rows(out)
+    assert [r["prompt"] for r in rows] == ["the cat sat on", "the dog ran to"]
+    assert all(isinstance(r["completion"], str) for r in rows)
+
+
+def test_mt_bench_first_turn_and_all_turns(tiny_model_dir, tmp_path, capsys):
+    questions = shared_path("data", "mt_bench", "question.jsonl")
+    first = [json.loads(line) for line in open(questions)][:3]
+    out = tmp_path / "first.jsonl"
+    assert _gen(tiny_model_dir, questions, out, "--limit", "3") == 0
+    rows = _rows(out)
+    assert [r["question_id"] for r in rows] == [q["question_id"] for q in first]
+    assert [r["prompt"] for r in rows] == [[{"role": "user", "content": q["turns"][0]}] for q in first]
+    assert all(r["turn"] == 1 for r in rows)
+
+    out2 = tmp_path / "all.jsonl"
+    assert _gen(tiny_model_dir, questions, out2, "--limit", "3", "--turns", "all", "--judge", "rule:words") == 0
+    assert "turn 1:" in capsys.readouterr().out
+    rows = _rows(out2)
+    assert [(r["question_id"], r["turn"]) for r in rows] == [(q["question_id"], t) for q in first for t in (1, 2)]
+    for one, two, q in zip(rows[::2], rows[1::2], first):
+        # turn 2 is asked after the model's own answer to turn 1
+        assert two["prompt"] == one["prompt"] + one["completion"] + [{"role": "user", "content": q["turns"][1]}]
+
+
+@pytest.mark.parametrize("content, where", [
+    ('{"prompt": "fine"}\n{"question": "no prompt field"}\n', ":2: no prompt field"),
+    ('{"prompt": "fine"}\n{"turns": ["ok", 3]}\n', ":2: field 'turns[1]': expected a non-empty string"),
+    ('{"prompt": [{"role": "user"}]}\n', ":1: field 'prompt[0].content'"),
+    ('{"messages": [{"role": "assistant", "content": "hi"}]}\n', ":1: field 'messages': the conversation must end"),
+    ('{"prompt": "fine"}\n{"prompt": 5}\n', ":2: field 'prompt': expected a string or a list of messages"),
+    ('{"prompt": "fine"}\n{not json\n', ":2:"),
+])
+def test_a_bad_prompts_file_is_one_line_naming_file_line_and_field(tiny_model_dir, tmp_path, capsys, content, where):
+    prompts = tmp_path / "bad.jsonl"
+    prompts.write_text(content)
+    assert _gen(tiny_model_dir, prompts, tmp_path / "o.jsonl") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith(f"error: {prompts}{where}"), err
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_a_prompt_past_the_context_and_a_pairwise_judge_are_one_line_errors(tiny_model_dir, tmp_path, capsys):
+    prompts = tmp_path / "long.jsonl"
+    prompts.write_text(json.dumps({"prompt": "short"}) + "\n" + json.dumps({"prompt": "the cat " * 600}) + "\n")
+    assert _gen(tiny_model_dir, prompts, tmp_path / "o.jsonl", "--as-chat", "never") == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"error: {prompts}:2: the prompt is") and "context is 512" in err
+    ok = tmp_path / "ok.jsonl"
+    ok.write_text(json.dumps({"prompt": "short"}) + "\n")
+    assert _gen(tiny_model_dir, ok, tmp_path / "o.jsonl", "--judge", "population") == 2
+    assert "compares pairs only" in capsys.readouterr().err
+    assert _gen(tiny_model_dir, ok, tmp_path / "o.jsonl", "--num-samples", "0") == 2
+    assert "num_samples" in capsys.readouterr().err
+
+
+def test_long_prompts_get_the_rest_of_the_context(tiny_model_dir, tmp_path, capsys):
+    """A prompt close to the context samples only up to it (a note says how many), the others the full budget."""
+    from alignkit.eval.generate import GenerateSettings, PromptItem, generate_records
+    from alignkit.models.loading import load_causal_lm, load_tokenizer
+    model, tok = load_causal_lm(str(tiny_model_dir)), load_tokenizer(str(tiny_model_dir))
+    notes = []
+    long = "the " * 505
+    n_long = len(tok(long, add_special_tokens=False)["input_ids"]) + 1  # + BOS
+    assert n_long < 512
+    recs = generate_records(model, tok, [PromptItem("the cat"), PromptItem(long)],
+                            GenerateSettings(max_new_tokens=40, temperature=0, as_chat="never"), log=notes.append)
+    n_out = len(tok(recs[1]["completion"], add_special_tokens=False)["input_ids"])
+    assert n_out <= 512 - n_long and len(notes) == 1 and "1 of 2 prompts" in notes[0]
