@@ -58,6 +58,30 @@ def pairwise_to_binary(records) -> list:
     return out
 
 
+def pairwise_to_unpaired(records) -> list:
+    """KTO's unpaired form of pairwise data (Ethayarajh et al. 2024, sec. 4: each preference pair
+    gives a desirable and an undesirable example), in blocks of two pairs: chosen_i, chosen_i+1,
+    rejected_i, rejected_i+1 (the last block takes three pairs when their number is odd). So the
+    example after each one, whose completion KTO's KL estimate pairs with its prompt (train/shapes.py
+    BinaryShape), answers another prompt, and any first N examples are balanced within two."""
+    records = _expect(records, Pairwise)
+    n, out, i = len(records), [], 0
+    while i < n:
+        size = 3 if n - i == 3 else 2
+        block = records[i: i + size]
+        out += [Binary(r.prompt, r.chosen, True, source=r.source) for r in block]
+        out += [Binary(r.prompt, r.rejected, False, source=r.source) for r in block]
+        i += size
+    return out
+
+
+# A method's feedback shape -> (another shape it accepts, the conversion, what the note says).
+ACCEPTED_CONVERSIONS = {
+    "binary": ("pairwise", pairwise_to_unpaired,
+               "each pair became a desirable (chosen) and an undesirable (rejected) example"),
+}
+
+
 def scored_to_pairwise(records, min_gap: float = 0.0) -> list:
     """Group by prompt; every pair whose score gap is > min_gap, the higher score chosen.
     Prompts keep their first-seen order; within one, pairs go best first."""

@@ -238,6 +238,54 @@ def _one_key_short(row: dict, formats: list) -> str | None:
     return None
 
 
+# ---- --columns: other field names mapped to the ones above ---------------------------------------
+FIELDS = ("prompt", "chosen", "rejected", "completion", "label", "score", "completions", "scores",
+          "responses", "ranking", "messages", "text", "margin", "weight", "score_chosen", "score_rejected")
+
+
+def parse_columns(spec) -> dict:
+    """"prompt=question,chosen=good" (or a dict) -> {"prompt": "question", "chosen": "good"}: the field
+    each format reads (left) and the data's own name for it (right). Raises ConfigError naming --columns."""
+    from alignkit.errors import ConfigError
+    if not spec:
+        return {}
+    if isinstance(spec, dict):
+        pairs = list(spec.items())
+    else:
+        pairs = []
+        for item in str(spec).split(","):
+            if not item.strip():
+                continue
+            target, sep, source = item.partition("=")
+            if not sep or not target.strip() or not source.strip():
+                raise ConfigError(f"--columns: {item.strip()!r} is not FIELD=COLUMN (e.g. prompt=question,chosen=good)")
+            pairs.append((target, source))
+    out = {}
+    for target, source in pairs:
+        target, source = str(target).strip(), str(source).strip()
+        if target not in FIELDS:
+            raise ConfigError(f"--columns: unknown field {target!r} (in {target}={source}); the fields alignkit "
+                              f"reads: {', '.join(FIELDS)}")
+        if target in out:
+            raise ConfigError(f"--columns: {target!r} is mapped twice")
+        out[target] = source
+    return out
+
+
+def rename_columns(row: dict, mapping: dict) -> dict:
+    """The row with each mapped column under its TRL name (the mapped name wins over a column that
+    already has it). A row lacking a mapped column is a RecordError naming that column."""
+    for target, source in mapping.items():
+        if source not in row:
+            raise RecordError(source, f"missing column (--columns maps it to {target!r}; the row has "
+                                      f"{', '.join(sorted(map(str, row)))})")
+    taken = set(mapping.values()) | set(mapping)
+    out = type(row)((k, v) for k, v in row.items() if k not in taken)
+    for target, source in mapping.items():
+        out[target] = row[source]
+    return out
+
+
 def parse_row(row: dict, shape: str | None, max_chars: int, source: str, locked: bool = False):
     """One raw row -> a checked record with `source` set. Raises RecordError."""
     fmt = detect(row, shape, locked)

@@ -1,12 +1,17 @@
 """read_records: feedback records from a file, checked, each with `source="file:line"`.
 
 File kinds: JSONL (.jsonl, .ndjson), JSON (a list of objects, or {"data": [...]}), CSV, Parquet
-(each may be gzipped: .jsonl.gz), and a folder written by `datasets`' `save_to_disk`. Row formats
-(TRL's standard and conversational ones, Anthropic HH, TruthfulQA, alpaca_eval) are in formats.py.
+(each may be gzipped: .jsonl.gz), a folder written by `datasets`' `save_to_disk`, a hub-style folder of
+such files (data/hub.py: `data/train-00000-of-00002.parquet`, `FOLDER:SPLIT` picks a split) and a
+dataset name in the local Hugging Face cache (`Anthropic/hh-rlhf`, `Anthropic/hh-rlhf:test`). Row formats
+(TRL's standard and conversational ones, Anthropic HH, TruthfulQA, alpaca_eval) are in formats.py;
+`columns` ({"prompt": "question", ...}, the --columns flag) renames other field names to them first.
+read_data also takes a list of dicts, a list of records or a `datasets.Dataset`.
 
 Line numbers are 1-based: the file line for JSONL and JSON (where the object starts), the line where
-the row starts for CSV (header = line 1), and the row number for Parquet and `datasets` folders.
-A file holds one feedback shape: with shape=None the first good record fixes it.
+the row starts for CSV (header = line 1), and the row number for Parquet, `datasets` folders and
+in-memory rows. A file (or all shards of a split) holds one feedback shape: with shape=None the first
+good record fixes it.
 """
 from __future__ import annotations
 
@@ -20,8 +25,9 @@ import zlib
 from pathlib import Path
 from typing import Iterator
 
-from alignkit.data.formats import parse_row
-from alignkit.data.records import FEEDBACK_SHAPES, ReadReport, shape_of
+from alignkit.data.formats import parse_row, rename_columns, parse_columns
+from alignkit.data.hub import resolve_data, select_split
+from alignkit.data.records import FEEDBACK_SHAPES, RECORD_TYPES, ReadReport, shape_of
 from alignkit.data.validate import RecordError, TextRow, type_name
 from alignkit.errors import ConfigError, DataError
 
@@ -32,50 +38,135 @@ _WS = re.compile(r"[ \t\n\r]*")
 
 
 def read_records(path, shape: str | None = None, on_bad_record: str = "error",
-                 max_chars: int = 100_000, limit: int | None = None) -> tuple[list, ReadReport]:
-    """Read feedback records from `path`.
+                 max_chars: int = 100_000, limit: int | None = None, columns=None) -> tuple[list, ReadReport]:
+    """Read feedback records from `path` (a file, a folder, `NAME[:SPLIT]` of the hub cache).
 
     shape: None detects each row's format from its keys; "demonstration", "pairwise", "binary",
         "listwise" or "scored" forces it ("demonstration" on pairwise data takes the chosen side).
     on_bad_record: "error" raises DataError at the first bad record; "skip" leaves it out and
         counts it in the report (report.summary() says how many; nothing is printed here).
     max_chars: longest text allowed in any field. limit: stop after this many good records.
+    columns: {TRL field: this data's field} or "prompt=question,chosen=good" (formats.parse_columns).
     Returns (records, ReadReport).
     """
+    _check_options(shape, on_bad_record)
+    label = str(path)
+    where, split = resolve_data(path)
+    if where.is_dir() and not any((where / m).exists() for m in DATASET_MARKERS):
+        files = select_split(where, split, label)
+        sources = [(str(f), iter_rows(f)) for f in files]
+    else:
+        if split:
+            raise DataError(label, None, None, f"a split (:{split}) picks files of a folder; {where} is not one")
+        sources = [(str(where), iter_rows(where))]
+    return _read(label, sources, shape, on_bad_record, max_chars, limit, columns)
+
+
+def read_data(data, shape: str | None = None, on_bad_record: str = "error", max_chars: int = 100_000,
+              limit: int | None = None, columns=None) -> tuple[list, ReadReport]:
+    """read_records for anything the Python API takes as data: a path or name (read_records), a list of
+    records (kept as they are), a list of dicts or a `datasets.Dataset` (rows checked like a file's,
+    errors naming `data:ROW`, 1-based)."""
+    if isinstance(data, (str, Path)):
+        return read_records(data, shape, on_bad_record, max_chars, limit, columns)
+    _check_options(shape, on_bad_record)
+    rows = _memory_rows(data)
+    if rows is None:  # records already
+        records = list(data)[:limit] if limit else list(data)
+        report = ReadReport("data", kept=len(records))
+        return records, report
+    return _read("data", [("data", rows)], shape, on_bad_record, max_chars, limit, columns)
+
+
+def read_for_shape(data, shape: str | None, on_bad_record: str = "error", max_chars: int = 100_000,
+                   columns=None) -> tuple:
+    """read_data for a method that eats `shape`; data of a shape it accepts instead
+    (convert.ACCEPTED_CONVERSIONS: pairwise for binary) is read as that and converted.
+    -> (records, ReadReport, a note saying what was converted, or None)."""
+    from alignkit.data.convert import ACCEPTED_CONVERSIONS
+    other = ACCEPTED_CONVERSIONS.get(shape)
+    try:
+        records, report = read_data(data, shape, on_bad_record, max_chars, columns=columns)
+    except DataError as first:
+        if other is None:
+            raise
+        try:
+            records, report = read_data(data, other[0], on_bad_record, max_chars, columns=columns)
+        except DataError:
+            raise first from None
+    if other is None or not records or shape_of(records[0]) != other[0]:
+        return records, report, None
+    converted = other[1](records)
+    note = (f"{len(records)} {other[0]} records for a {shape}-feedback method: {other[2]}, "
+            f"{len(converted)} examples")
+    return converted, report, note
+
+
+def _memory_rows(data):
+    """(row number, dict) pairs of an in-memory dataset, or None for a list of records."""
+    try:
+        import datasets
+        if isinstance(data, datasets.DatasetDict):
+            if "train" not in data and len(data) != 1:
+                raise DataError("data", None, None, f"a DatasetDict with splits {sorted(data)} and none is "
+                                                    "'train'; pass one split")
+            data = data["train"] if "train" in data else next(iter(data.values()))
+        if isinstance(data, datasets.Dataset):
+            return ((n, _drop_nulls(row)) for n, row in enumerate(data, 1))
+    except ImportError:
+        pass
+    if not isinstance(data, (list, tuple)):
+        raise ConfigError(f"data: expected a path, a list of dicts or records, or a datasets.Dataset; "
+                          f"got {type(data).__name__}")
+    types = tuple(RECORD_TYPES.values())
+    if data and all(isinstance(r, types) for r in data):
+        return None
+    return ((n, row if isinstance(row, dict) else RecordError(None, f"not a dict or record: got {type_name(row)}"))
+            for n, row in enumerate(data, 1))
+
+
+def _check_options(shape, on_bad_record) -> None:
     if shape is not None and shape not in FEEDBACK_SHAPES:
         raise ConfigError(f"shape must be one of {FEEDBACK_SHAPES} or None, got {shape!r}")
     if on_bad_record not in ("error", "skip"):
         raise ConfigError(f"on_bad_record must be 'error' or 'skip', got {on_bad_record!r}")
-    path = Path(path)
-    name = str(path)
-    if not path.exists():
-        raise DataError(name, None, None, "no such file")
-    report, records, rows = ReadReport(name), [], 0
-    for line, row in iter_rows(path):
-        rows += 1
-        try:
-            if isinstance(row, RecordError):
-                raise row
-            if shape is None and records:  # one shape per file: the first record's
-                record = parse_row(row, shape_of(records[0]), max_chars, f"{name}:{line}", locked=True)
-            else:
-                record = parse_row(row, shape, max_chars, f"{name}:{line}")
-        except RecordError as e:
-            error = DataError(name, line, e.field, e.message)
-            if on_bad_record == "error":
-                raise error from None
-            report.skipped += 1
-            report.errors.append(str(error))
-            continue
-        records.append(record)
-        report.kept += 1
+
+
+def _read(label: str, sources: list, shape, on_bad_record: str, max_chars: int, limit, columns) -> tuple:
+    """The records of `sources` ([(name, (line, row) pairs)]), checked; one shape for all of them."""
+    mapping = parse_columns(columns)
+    report, records, rows = ReadReport(label), [], 0
+    for name, pairs in sources:
+        for line, row in pairs:
+            rows += 1
+            try:
+                if isinstance(row, RecordError):
+                    raise row
+                if mapping:
+                    row = rename_columns(row, mapping)
+                if shape is None and records:  # one shape per file: the first record's
+                    record = parse_row(row, shape_of(records[0]), max_chars, f"{name}:{line}", locked=True)
+                else:
+                    record = parse_row(row, shape, max_chars, f"{name}:{line}")
+            except RecordError as e:
+                error = DataError(name, line, e.field, e.message)
+                if on_bad_record == "error":
+                    raise error from None
+                report.skipped += 1
+                report.errors.append(str(error))
+                continue
+            records.append(record)
+            report.kept += 1
+            if limit is not None and report.kept >= limit:
+                break
         if limit is not None and report.kept >= limit:
             break
     if rows == 0:
-        raise DataError(name, None, None, "the file has no records")
+        raise DataError(label, None, None, "the file has no records")
     if not records:
-        first = report.errors[0].removeprefix(name + ":")
-        raise DataError(name, None, None, f"no good records: all {rows} are bad; the first, at line {first}")
+        first = report.errors[0]
+        first = first.removeprefix(sources[0][0] + ":") if len(sources) == 1 else first
+        raise DataError(label, None, None, f"no good records: all {rows} are bad; the first, at line {first}")
     return records, report
 
 
@@ -95,7 +186,8 @@ def file_kind(path: Path) -> str:
         if any((path / m).exists() for m in DATASET_MARKERS):
             return "datasets"
         raise DataError(str(path), None, None, "a folder, but not one saved by datasets' save_to_disk "
-                                               "(no dataset_info.json or state.json)")
+                                               "(no dataset_info.json or state.json): read_records reads "
+                                               "it as a hub-style folder of shards")
     suffixes = [s.lower() for s in path.suffixes]
     if suffixes[-1:] == [".gz"]:
         suffixes = suffixes[:-1]

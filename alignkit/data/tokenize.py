@@ -18,6 +18,59 @@ DEFAULT_CHAT_TEMPLATE = (
 )
 
 
+# Built-in chat templates for --chat-template NAME (the formats these model families were tuned with;
+# markers such as <|im_start|> are plain text to a tokenizer that lacks them as special tokens).
+CHAT_TEMPLATES = {
+    "alignkit": DEFAULT_CHAT_TEMPLATE,
+    "chatml": ("{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>\n' }}"
+               "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"),
+    "zephyr": ("{% for m in messages %}{{ '<|' + m['role'] + '|>\n' + m['content'] + eos_token + '\n' }}"
+               "{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}"),
+    "llama-3": ("{{ bos_token }}{% for m in messages %}{{ '<|start_header_id|>' + m['role'] + '<|end_header_id|>\n\n'"
+                " + m['content'] | trim + '<|eot_id|>' }}{% endfor %}"
+                "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"),
+}
+
+
+def chat_template_text(spec: str) -> str:
+    """--chat-template: a built-in name (CHAT_TEMPLATES) or a Jinja file. Raises ConfigError."""
+    from pathlib import Path
+
+    from ..errors import ConfigError
+    if spec in CHAT_TEMPLATES:
+        return CHAT_TEMPLATES[spec]
+    p = Path(spec)
+    if p.is_file():
+        try:
+            text = p.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"--chat-template: {spec}: cannot read it: {e}")
+        if "messages" not in text:
+            raise ConfigError(f"--chat-template: {spec}: not a chat template (a Jinja template over `messages`)")
+        return text
+    raise ConfigError(f"--chat-template: {spec!r} is neither a built-in template ({', '.join(CHAT_TEMPLATES)}) "
+                      "nor a Jinja file")
+
+
+def use_chat_template(tokenizer, spec: str, conversational: bool) -> str | None:
+    """Set the chat template a run trains with on `tokenizer`, so that saving the tokenizer saves it:
+    --chat-template when given; else the tokenizer's own; else, for conversational data, the built-in
+    `alignkit` one (DEFAULT_CHAT_TEMPLATE). Returns a note for the log, or None when nothing changed."""
+    if spec:
+        tokenizer.chat_template = chat_template_text(spec)
+        return f"chat template: {spec} (saved with the tokenizer)"
+    if getattr(tokenizer, "chat_template", None) or not conversational:
+        return None
+    tokenizer.chat_template = DEFAULT_CHAT_TEMPLATE
+    return ("chat template: the model has none; conversations are rendered with alignkit's built-in one "
+            "(saved with the tokenizer; --chat-template NAME|FILE picks another)")
+
+
+def is_conversational(prompts) -> bool:
+    """Any prompt given as messages (TRL's conversational format)."""
+    return any(not isinstance(p, str) for p in prompts)
+
+
 def render_prompt(tokenizer, prompt) -> str:
     """The text a model continues for this prompt."""
     if isinstance(prompt, str):

@@ -1,5 +1,8 @@
 """Loading policies, references and tokenizers from local Hugging Face folders.
 
+A model argument is a folder, or a hub name (`gpt2`, `org/name[@rev]`) found in the local Hugging Face
+cache (data/hub.py: HF_HUB_CACHE / HF_HOME, models--org--name/snapshots/<rev>); nothing is downloaded.
+
 Weights load through safetensors only (`use_safetensors=True`): a folder with nothing but a pickled
 `pytorch_model.bin` is refused rather than unpickled. `trust_remote_code` stays off unless asked.
 """
@@ -10,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from ..data.hub import looks_like_repo_id, missing_model_message, resolve_model
 from ..errors import ModelLoadError
 
 DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
@@ -29,11 +33,11 @@ def quiet_transformers():
 
 
 def check_model_folder(path: str) -> Path:
+    """The local folder of a model argument (a hub name resolves to its cached snapshot)."""
     quiet_transformers()
-    p = Path(path)
+    p = Path(resolve_model(str(path)))
     if not p.exists():
-        raise ModelLoadError(f"{path}: model folder not found (alignkit loads local Hugging Face folders only; "
-                             "download weights yourself and pass the path)")
+        raise ModelLoadError(missing_model_message(str(path)))
     if not (p / "config.json").is_file():
         raise ModelLoadError(f"{path}: no config.json here; expected a Hugging Face model folder")
     return p
@@ -42,10 +46,12 @@ def check_model_folder(path: str) -> Path:
 def load_tokenizer(path: str, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
     quiet_transformers()
-    if not Path(path).is_dir():
-        raise ModelLoadError(f"{path}: tokenizer folder not found (alignkit loads local folders only)")
+    local = resolve_model(str(path))
+    if not Path(local).is_dir():
+        raise ModelLoadError(f"{path}: tokenizer folder not found (alignkit loads local folders only)"
+                             if not looks_like_repo_id(str(path)) else missing_model_message(str(path)))
     try:
-        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        tok = AutoTokenizer.from_pretrained(local, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:
         raise ModelLoadError(f"{path}: cannot load a tokenizer: {e}")
     if tok.pad_token_id is None:
@@ -62,7 +68,7 @@ def load_causal_lm(path: str, dtype: str = "fp32", trust_remote_code: bool = Fal
                              "(convert them with transformers' save_pretrained(safe_serialization=True))")
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=DTYPES[dtype], use_safetensors=True, trust_remote_code=trust_remote_code)
+            str(p), dtype=DTYPES[dtype], use_safetensors=True, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:
         raise ModelLoadError(f"{path}: cannot load a causal LM: {e}")
     model.config.use_cache = False  # training default; generation turns it back on

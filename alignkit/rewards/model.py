@@ -33,14 +33,14 @@ def load_reward_model(path: str, dtype: str = "fp32", trust_remote_code: bool = 
     if not any(p.glob("*.safetensors")):
         raise ModelLoadError(f"{path}: no .safetensors weights; alignkit refuses to unpickle .bin files "
                              "(convert them with transformers' save_pretrained(safe_serialization=True))")
-    config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    config = AutoConfig.from_pretrained(str(p), trust_remote_code=trust_remote_code)
     archs = config.architectures or []
     if any(a.endswith("ForSequenceClassification") for a in archs) and config.num_labels != 1:
         raise ModelLoadError(f"{path}: a classifier with {config.num_labels} labels, not a reward model "
                              "(a reward model has one output)")
     try:
         model = AutoModelForSequenceClassification.from_pretrained(
-            path, num_labels=1, dtype=DTYPES[dtype], use_safetensors=True, trust_remote_code=trust_remote_code)
+            str(p), num_labels=1, dtype=DTYPES[dtype], use_safetensors=True, trust_remote_code=trust_remote_code)
     except ValueError as e:  # no sequence-classification class for this architecture
         raise ModelLoadError(f"{path}: cannot load as a reward model (AutoModelForSequenceClassification): {e}")
     except OSError as e:

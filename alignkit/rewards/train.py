@@ -18,7 +18,7 @@ import torch
 
 from ..config import to_dict
 from ..data.records import Listwise, Pairwise, Scored
-from ..data.tokenize import Encoder
+from ..data.tokenize import Encoder, is_conversational, use_chat_template
 from ..errors import DataError
 from ..models.loading import unwrap
 from ..train.config import TrainConfig
@@ -162,6 +162,9 @@ def train_reward_model(task, cfg: TrainConfig, model_path: str, train_records: l
     acc, log = run.acc, run.log
 
     hf, tok = load_reward_model(model_path, "fp32", cfg.trust_remote_code)
+    note = use_chat_template(tok, cfg.chat_template, is_conversational(r.prompt for r in train_records + eval_records))
+    if note:
+        log(f"note: {note}")
     rm = RewardModel(run.lora(hf, apply_lora_seq_cls)).to(acc.device)
     rm.train()
 

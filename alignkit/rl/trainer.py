@@ -50,6 +50,7 @@ def read_prompt_data(data, cfg: TrainConfig, mcfg, log) -> tuple:
     """-> (train prompts, eval prompts). data: a path (any file with a `prompt` field, or any
     feedback file), a list of prompts or records, or None: the registered default prompt source (a
     task plug-in's training-split prompts, and held-out prompts for evaluation)."""
+    from ..data.formats import parse_columns
     from ..data.prompts import read_prompts
     if data is None:
         source = default_prompt_source()
@@ -59,15 +60,16 @@ def read_prompt_data(data, cfg: TrainConfig, mcfg, log) -> tuple:
         log(f"prompts: {source.description}, {len(train)} for training, {len(held)} held out")
         return train, held
     if isinstance(data, (str, Path)):
-        prompts = read_prompts(str(data))
-    else:
-        prompts = [getattr(p, "prompt", p) for p in data]
+        prompts = read_prompts(str(data), columns=cfg.columns)
+    else:  # prompts, records, or rows (dicts, a datasets.Dataset) with a prompt field
+        prompts = [p[(parse_columns(cfg.columns) or {}).get("prompt", "prompt")] if isinstance(p, dict)
+                   else getattr(p, "prompt", p) for p in data]
     if mcfg.max_prompts:
         prompts = prompts[: mcfg.max_prompts]
     if not prompts:
         raise ConfigError("no prompts to train on")
     if cfg.eval_data:
-        return prompts, read_prompts(cfg.eval_data)
+        return prompts, read_prompts(cfg.eval_data, columns=cfg.columns)
     n_eval = round(cfg.eval_fraction * len(prompts)) if len(prompts) > 1 else 0
     if cfg.eval_fraction > 0 and len(prompts) > 1:
         n_eval = min(max(n_eval, 1), len(prompts) - 1)
@@ -164,7 +166,7 @@ class OnlineStart:
 def start_online(run: Run, mcfg, model_path: str, data, judge=None, reference_free: bool = False) -> OnlineStart:
     """The judges, prompts, policy and reference of an online run (RL methods and Nash-MD alike).
     `judge` (a Judge) overrides mcfg.reward."""
-    from ..data.tokenize import Encoder
+    from ..data.tokenize import Encoder, is_conversational, use_chat_template
     cfg, acc, log = run.cfg, run.acc, run.log
     judge = judge_for(judge if judge is not None else mcfg.reward)
     # on a plug-in's default prompts, evaluation also reports its ground truth (the bundled task's r*)
@@ -174,6 +176,9 @@ def start_online(run: Run, mcfg, model_path: str, data, judge=None, reference_fr
 
     model = load_causal_lm(model_path, "fp32", cfg.trust_remote_code)
     tok = load_tokenizer(model_path, cfg.trust_remote_code)
+    note = use_chat_template(tok, cfg.chat_template, is_conversational(train_prompts + eval_prompts))
+    if note:
+        log(f"note: {note}")
     model = run.lora(model)
     model.to(acc.device)
     model.eval()  # dropout off for the whole run (it biases the log-prob ratios; Huang et al. 2024, arXiv 2403.17031); gradients still flow

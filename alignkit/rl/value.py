@@ -52,9 +52,9 @@ class SeparateValueModel(nn.Module):
         from transformers import AutoModel
         from ..errors import ModelLoadError
         from ..models.loading import check_model_folder
-        check_model_folder(path)
+        local = str(check_model_folder(path))  # a hub name: its cached snapshot
         try:
-            self.body = AutoModel.from_pretrained(path, dtype=torch.float32, use_safetensors=True,
+            self.body = AutoModel.from_pretrained(local, dtype=torch.float32, use_safetensors=True,
                                                   trust_remote_code=trust_remote_code)
         except (OSError, ValueError) as e:
             raise ModelLoadError(f"{path}: cannot load a value model backbone: {e}")

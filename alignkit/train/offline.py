@@ -185,13 +185,16 @@ def reference_logps(spec: Method, cfg: TrainConfig, run: Run, model, model_path:
 def train_offline(spec: Method, loss_cfg, cfg: TrainConfig, model_path: str, train_records: list,
                   eval_records: list, output: str, log=print) -> dict:
     """Train `model_path` with `spec`'s loss on records; save an HF model in `output`."""
-    from ..data.tokenize import Encoder
+    from ..data.tokenize import Encoder, is_conversational, use_chat_template
 
     run = Run(cfg, output, log, fsdp_ok=True)
     acc, log = run.acc, run.log
     with whole_model_loading(acc):  # ZeRO-3 partitions it in prepare, not at load
         model = load_causal_lm(model_path, "fp32", cfg.trust_remote_code)  # checks the folder first
     tok = load_tokenizer(model_path, cfg.trust_remote_code)
+    note = use_chat_template(tok, cfg.chat_template, is_conversational(r.prompt for r in train_records + eval_records))
+    if note:
+        log(f"note: {note}")
     model = run.lora(model)
     if not is_fsdp(acc):  # FSDP moves each process's shards to its device itself: no whole copy there
         model.to(acc.device)

@@ -73,24 +73,28 @@ def split_layers(method_cfg_cls, yaml_dict: dict, overrides: dict, inner_cfg_cls
 
 
 def load_split(data, cfg: TrainConfig, shape: str, log=print) -> tuple:
-    """-> (train records, eval records) from a path or a list of records."""
+    """-> (train records, eval records) from a path or name (data/readers.py: files, hub-style folders,
+    the Hugging Face cache), a list of records or dicts, or a datasets.Dataset; --columns renames
+    fields first, and data of a shape the method accepts instead (pairwise for binary) is converted
+    with a note."""
     if shape == "negative":  # negatives come as demonstrations, thumbs-down or pairwise rejected sides
         shape = None
     from ..data.convert import split_records
-    from ..data.readers import read_records
-    if isinstance(data, (str, Path)):
-        records, report = read_records(str(data), shape=cfg.data_format or shape,
-                                       on_bad_record=cfg.on_bad_record, max_chars=cfg.max_chars)
-        log(report.summary())
-    else:
-        records = list(data)
+    from ..data.readers import read_for_shape
+
+    def read(what):
+        records, report, note = read_for_shape(what, cfg.data_format or shape, cfg.on_bad_record,
+                                               cfg.max_chars, cfg.columns)
+        if isinstance(what, (str, Path)) or report.skipped:
+            log(report.summary())
+        if note:
+            log(f"note: {note}")
+        return records
+    records = read(data)
     if cfg.max_examples:
         records = records[: cfg.max_examples]
     if cfg.eval_data:
-        ev, rep = read_records(cfg.eval_data, shape=cfg.data_format or shape,
-                               on_bad_record=cfg.on_bad_record, max_chars=cfg.max_chars)
-        log(rep.summary())
-        return records, ev
+        return records, read(cfg.eval_data)
     if cfg.eval_fraction > 0 and len(records) > 1:
         return split_records(records, cfg.eval_fraction, cfg.seed)
     return records, []
