@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from ..config import option
 from .common import add_command, at_least, one_of, required
 from .rewards import PreferenceData, make_judge, preference_eval
 
@@ -21,11 +22,11 @@ class PolicyEvalConfig:
     model: str = ""  # the policy to evaluate (a local Hugging Face folder)
     baseline: str = ""  # a policy to compare against: win rate under r* (ties count half); also the KL reference unless --ref is given
     ref: str = ""  # reference model for KL(model || ref), estimated from the model's samples ("": the baseline)
-    n_prompts: int = 200  # prompts, balanced over the four families
-    split: str = "heldout"  # which side of the task's fixed prompt split: heldout (never trained on) | train
+    n_prompts: int = option(200, ge=1)  # prompts, balanced over the four families
+    split: str = option("heldout", choices=SPLITS)  # which side of the task's fixed prompt split: heldout (never trained on) | train
     seed: int = 0  # prompt draw and sampling seed
-    temperature: float = 1.0  # sampling temperature (the KL estimate is exact only at 1)
-    max_new_tokens: int = 48  # longest response sampled
+    temperature: float = option(1.0, ge=0)  # sampling temperature (the KL estimate is exact only at 1)
+    max_new_tokens: int = option(48, ge=1)  # longest response sampled
     json: bool = False  # print the metrics as JSON instead of a table
 
     def __post_init__(self):
@@ -40,7 +41,7 @@ class PolicyEvalConfig:
 class PreferencesConfig(PreferenceData):
     model: str = ""  # the policy folder (trained with a DPO-family method)
     ref: str = ""  # reference model folder ("": the one in the policy's config.yaml)
-    beta: float | None = None  # beta of the implicit reward (unset: the policy's training beta, else 0.1)
+    beta: float | None = option(None, gt=0)  # beta of the implicit reward (unset: the policy's training beta, else 0.1)
 
     def __post_init__(self):
         required(self, "model")
@@ -52,7 +53,7 @@ class CurvesConfig:
     runs: tuple[str, ...] = ()  # run folders (or metrics.jsonl files)
     output: str = ""  # the PNG to write
     metrics: str = ""  # comma-separated metric names ("": loss, implicit-reward accuracy and margin, log-probs and lengths of chosen and rejected, reward and KL, as far as the runs logged them)
-    smooth: int = 10  # running mean over this many training steps
+    smooth: int = option(10, ge=0)  # running mean over this many training steps
     labels: str = ""  # comma-separated legend names, one per run ("": the folder names)
 
     def __post_init__(self):
@@ -67,7 +68,7 @@ def cmd_policy(cfg: PolicyEvalConfig) -> int:
     from ..synthetic.evaluate import EVAL_SAMPLING, evaluate_policy, format_table
     sampling = dataclasses.replace(EVAL_SAMPLING, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature)
     res = evaluate_policy(cfg.model, baseline=cfg.baseline or None, ref=cfg.ref or None, n_prompts=cfg.n_prompts,
-                          seed=cfg.seed, split=cfg.split, sampling=sampling,
+                          seed=cfg.seed, split=cfg.split, sampling=sampling, require_task_model=True,
                           log=(lambda *a, **k: None) if cfg.json else print)
     if cfg.json:
         print(json.dumps(res, indent=1))

@@ -14,6 +14,7 @@ run trained on. A model that keeps what SFT taught keeps its accuracy and its de
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -79,6 +80,72 @@ def demo_nll(model, tok, demos: list) -> float:
     return -sum(sums) / max(1, sum(len(c) for c in c_ids))
 
 
+# --- is this a model of the bundled task? -------------------------------------------------------------
+FITTING_COMMANDS = ("`alignkit eval preferences --model DIR --data PAIRS.jsonl` (implicit-reward accuracy on labelled "
+                    "pairs), `alignkit generate --model DIR --prompts FILE --output OUT.jsonl --judge SPEC` (completions "
+                    "of your prompts scored by any judge) or `alignkit leaderboard --models NAME=DIR --tasks "
+                    "xstest,truthfulqa,alpaca_eval,preferences`")
+
+
+def _vocab(folder: Path) -> dict | None:
+    """The token -> id map of a model folder's tokenizer (tokenizer.json's, read as JSON: no load), else None."""
+    try:
+        model = json.loads((Path(folder) / "tokenizer.json").read_text(encoding="utf-8")).get("model", {})
+    except (OSError, ValueError, AttributeError):
+        return None
+    vocab = model.get("vocab") if isinstance(model, dict) else None
+    return vocab if isinstance(vocab, dict) and vocab else None
+
+
+def _lineage(folder: Path, hops: int = 16):
+    """The folder, then the model each run started from (its config.yaml's `model`), and so on."""
+    seen = set()
+    while folder is not None and hops > 0 and folder.resolve() not in seen:
+        seen.add(folder.resolve())
+        yield folder
+        hops -= 1
+        try:
+            import yaml
+            start = (yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8")) or {}).get("model")
+        except (OSError, ValueError, AttributeError, ImportError, yaml.YAMLError):
+            start = None
+        if not isinstance(start, str) or not start:
+            return
+        nxt = Path(start)
+        candidates = [nxt] if nxt.is_absolute() else [nxt, folder / nxt, folder.parent / nxt]
+        folder = next((c for c in candidates if (c / "config.json").is_file()), None)
+
+
+def task_model_problem(model_dir: str) -> str | None:
+    """None when `model_dir` is a model of the bundled task, else why not (one line, with the commands
+    that fit). A model is the task's when it or a model it was trained from (config.yaml's `model`,
+    followed back) is a world base model (its manifest.json), or when its tokenizer's vocabulary is
+    that of the shipped base model or of a world base built in the cache: the task's prompts and r*
+    are written in that vocabulary, and a model that never learnt it scores all zeros."""
+    from .base import MANIFEST, SHIPPED, cache_root
+    folder = Path(model_dir)
+    if not (folder / "config.json").is_file():
+        return None  # not a model folder at all: loading reports that
+    if any((f / MANIFEST).is_file() for f in _lineage(folder)):
+        return None
+    vocab = _vocab(folder)
+    worlds = [SHIPPED] + sorted((cache_root() / "world").glob("*/sft"))
+    if vocab is not None and any(_vocab(w) == vocab for w in worlds):
+        return None
+    why = "its tokenizer is not the task's" if vocab is not None else "it has no tokenizer.json of the task"
+    return (f"{model_dir}: not a model of the bundled task ({why}, and it was not trained from the task's base "
+            "model), so the task's table under r* would be meaningless (all zeros); `alignkit eval` scores the "
+            f"bundled task only. For this model use {FITTING_COMMANDS}")
+
+
+def check_task_models(*model_dirs) -> None:
+    """ConfigError for the first of `model_dirs` (None and "" skipped) that is not the bundled task's."""
+    for d in model_dirs:
+        problem = task_model_problem(str(d)) if d else None
+        if problem:
+            raise ConfigError(problem)
+
+
 def _same_vocab(tok_a, tok_b) -> bool:
     return len(tok_a) == len(tok_b) and tok_a.get_vocab() == tok_b.get_vocab()
 
@@ -106,14 +173,17 @@ def describe(model, tok, prompts: list, sampling: SamplingConfig, seed: int, ref
 
 def evaluate_policy(model: str, baseline: str | None = None, ref: str | None = None, n_prompts: int = 200,
                     seed: int = 0, split: str = "heldout", sampling: SamplingConfig = EVAL_SAMPLING,
-                    keep_samples: int = 0, nll_demos: int = 200, log=print) -> dict:
+                    keep_samples: int = 0, nll_demos: int = 200, require_task_model: bool = False, log=print) -> dict:
     """Metrics of `model` (and of `baseline`, plus the win rate of model over baseline) on `n_prompts`
     prompts of `split`, balanced over the four families. The KL reference is `ref`, else the baseline.
-    `nll_demos` held-out demonstrations give each model's demo_nll (0 = skip it)."""
+    `nll_demos` held-out demonstrations give each model's demo_nll (0 = skip it). require_task_model:
+    refuse (ConfigError, one line) a model that is not the task's (`task_model_problem`)."""
     if n_prompts < 1:
         raise ConfigError(f"--n-prompts must be at least 1, got {n_prompts}")
     if nll_demos < 0:
         raise ConfigError(f"nll_demos must be >= 0, got {nll_demos}")
+    if require_task_model:
+        check_task_models(model, baseline, ref)
     demos = heldout_demonstrations(nll_demos, seed) if nll_demos else None
     infos = sample_prompts(n_prompts, split, seed=seed)
     prompts = [as_chat(p.text) for p in infos]
