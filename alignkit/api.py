@@ -1,17 +1,112 @@
-"""The Python API: what `alignkit train` does, callable from Python.
+"""The Python API: what `alignkit train`, `alignkit eval preferences`, `alignkit rewards score` and
+`alignkit generate` do, callable from Python (docs/python_api.md, every example there is tested).
 
-    from alignkit.api import run_train
-    summary = run_train("dpo", "models/sft", "pairs.jsonl", "out/dpo", overrides={"beta": 0.1})
+    from alignkit.api import train, evaluate, score, generate
+    summary = train("dpo", "models/sft", "pairs.jsonl", "out/dpo", beta=0.1, max_steps=100)
+    report = evaluate("out/dpo", "heldout.jsonl")                  # implicit-reward preference accuracy
+    rows = score("rule:words", [{"prompt": "Hi", "completion": "Hello there"}])
+    records = generate("out/dpo", ["Write a haiku about rain."], max_new_tokens=32)
 
-`data` is a path (JSONL, JSON, Parquet, CSV, a `save_to_disk` folder) or a list of records
-(alignkit.data.records); for online methods, a prompts file or a list of prompts, or None for the
-bundled task's prompts. `overrides` are config fields (the `--FIELD` flags of `alignkit train
-METHOD --help`); `config_file` a YAML file of the same fields (overrides win). Importing this module
-loads the plug-ins (the bundled task's `truth` judge and prompts).
+`data` is anything `alignkit train --data` takes (a JSONL/JSON/Parquet/CSV file, a `save_to_disk`
+folder, a hub-style folder of shards, a dataset name in the local Hugging Face cache, `NAME:SPLIT`), or
+a list of dicts in those row formats, a `datasets.Dataset`, or a list of records (alignkit.data.records);
+for online methods, prompts. A model is a local folder or a model name in the local Hugging Face cache.
+Options are the config fields (`alignkit train METHOD --help`); the checks are the command line's, and
+a mistake raises alignkit.errors.AlignkitError with the same one-line message. Each function calls the
+code its command calls. Importing this module loads the plug-ins (the bundled task's `truth` judge and
+prompts).
 """
 from __future__ import annotations
 
 from . import plugins  # noqa: F401
-from .registry import METHODS, get_method, method_rows, resolve_job, run_train
+from .config import build_config, flag
+from .errors import ConfigError
+from .registry import METHODS, get_method, method_rows, resolve_job
+from .registry import run_train as _registry_run_train
 
-__all__ = ["run_train", "resolve_job", "get_method", "method_rows", "METHODS"]
+__all__ = ["train", "run_train", "evaluate", "score", "generate", "resolve_job", "get_method", "method_rows",
+           "METHODS"]
+
+
+def run_train(method: str, model: str, data, output: str, overrides: dict | None = None,
+              config_file: str | None = None, log=print) -> dict:
+    """Train `model` with `method` on `data`; the output folder gets the model, its tokenizer,
+    config.yaml, metrics.jsonl and summary.json. `overrides`: config fields ({"beta": 0.1}), as the
+    `--FIELD` flags; `config_file`: a YAML file of them (overrides win). Returns the summary."""
+    for name, value in (("model", model), ("output", output)):
+        if not value:
+            raise ConfigError(f"alignkit train {method}: {flag(name)} is required")
+    return _registry_run_train(method, str(model), data, str(output), overrides, config_file, log)
+
+
+def train(method: str, model: str, data, output: str, config: str | None = None, log=print, **options) -> dict:
+    """run_train with the config fields as keyword arguments: train("dpo", m, d, out, beta=0.1)."""
+    return run_train(method, model, data, output, options, config, log)
+
+
+def evaluate(model: str, data, ref: str | None = None, beta: float | None = None, eval_fraction: float = 0.0,
+             seed: int = 0, bins: int = 10, max_pairs: int = 0, on_bad_record: str = "error",
+             columns=None) -> dict:
+    """Held-out preferences (`alignkit eval preferences`): the implicit reward beta * (log pi - log
+    pi_ref) of `model` on labelled pairs -> {"pairs", "accuracy", "ties", "ece", "reliability", ...};
+    on thumbs (binary) data {"responses", "auc", "reward_gap", ...}. ref and beta default to the ones
+    in the model's config.yaml; eval_fraction > 0 keeps only the held-out part of the split that
+    `train` makes with the same eval_fraction and seed."""
+    from .data.convert import split_records
+    from .data.readers import read_data
+    from .rewards.evaluate import preference_results
+    from .rewards.implicit import ImplicitRewardJudge
+    if not 0.0 <= eval_fraction < 1.0:
+        raise ConfigError(f"evaluate: {flag('eval_fraction')} must be in [0, 1), got {eval_fraction!r}")
+    if bins < 1 or max_pairs < 0:
+        raise ConfigError(f"evaluate: {flag('bins') if bins < 1 else flag('max_pairs')} must be "
+                          f"{'>= 1' if bins < 1 else '>= 0'}, got {bins if bins < 1 else max_pairs!r}")
+    records, _ = read_data(data, on_bad_record=on_bad_record, columns=columns)
+    if eval_fraction > 0:
+        _, records = split_records(records, eval_fraction, seed)
+    judge = ImplicitRewardJudge(str(model), ref, beta)
+    return preference_results(judge, records, None, bins, max_pairs, data if isinstance(data, str) else "data")
+
+
+def score(reward: str, data, columns=None) -> list:
+    """Score every response of `data` with a judge spec (`alignkit rewards score`: rm:DIR, rule:NAME,
+    implicit:POLICY[,REF], llm-score:..., truth, file:F.py:FN, weighted sums). -> TRL-style rows with
+    `reward` (one response), `reward_chosen`/`reward_rejected` (a pair) or `rewards` (a list)."""
+    from .data.readers import read_data
+    from .rewards.evaluate import score_records
+    from .rewards.specs import judge_from_spec
+    judge = judge_from_spec(reward)
+    records, _ = read_data(data, columns=columns)
+    return score_records(judge, records)
+
+
+def generate(model: str, prompts, judge: str | None = None, trust_remote_code: bool = False, **settings) -> list:
+    """Completions (`alignkit generate`): prompts are a prompts file (.jsonl/.json/.csv/.parquet/.txt,
+    MT-Bench's `turns` too) or a list of prompts (text, a list of messages, or rows {"prompt": ...},
+    {"turns": [...]}); settings are GenerateSettings fields (max_new_tokens, temperature, top_p,
+    num_samples, seed, batch_size, turns, as_chat). -> records {"prompt", "completion", "sample", ...},
+    with "score" under `judge` (a judge spec)."""
+    from .errors import DataError
+    from .eval.generate import (GenerateSettings, PromptItem, generate_records, parse_prompt_row,
+                                read_prompt_file, score_records)
+    from .models.loading import load_causal_lm, load_tokenizer
+    cfg = build_config(GenerateSettings, settings, where="generate")
+    if isinstance(prompts, str) or hasattr(prompts, "__fspath__"):
+        items = read_prompt_file(str(prompts))
+    else:
+        from .data.validate import RecordError
+        items = []
+        for n, p in enumerate(prompts, 1):
+            try:
+                prompt, later, extra = parse_prompt_row(p if isinstance(p, dict) else {"prompt": p})
+            except RecordError as e:
+                raise DataError("prompts", n, e.field, e.message) from None
+            items.append(PromptItem(prompt, later, extra, f"prompts:{n}"))
+        if not items:
+            raise DataError("prompts", None, None, "no prompts")
+    model_ = load_causal_lm(str(model), "fp32", trust_remote_code).eval()
+    tok = load_tokenizer(str(model), trust_remote_code)
+    records = generate_records(model_, tok, items, cfg)
+    if judge:
+        score_records(records, judge)
+    return records

@@ -19,6 +19,7 @@ import math
 import sys
 from dataclasses import dataclass
 
+from ..config import option
 from .common import add_command, add_group, at_least, one_of, required
 
 SPEC_HELP = ("judge spec: rm:DIR, implicit:POLICY[,REF], rule:NAME, file:F.py:FN, truth, "
@@ -50,39 +51,8 @@ class ScoreConfig:
         required(self, "reward", "data")
 
 
-def score_records(judge, records: list) -> list:
-    """TRL-style rows of `records` with the judge's rewards added: `reward` for one response,
-    `reward_chosen`/`reward_rejected` for a pair, `rewards` for a list. One batched score call."""
-    from ..data.convert import to_trl_dict
-    from ..data.records import Listwise, Pairwise
-    prompts, texts = [], []
-    for r in records:
-        if isinstance(r, Pairwise):
-            items = [r.chosen, r.rejected]
-        elif isinstance(r, Listwise):
-            items = list(r.completions)
-        else:
-            items = [r.completion]
-        prompts += [r.prompt] * len(items)
-        texts += items
-    scores = judge.score(prompts, texts)
-    rows, k = [], 0
-    for r in records:
-        row = to_trl_dict(r)
-        if isinstance(r, Pairwise):
-            row["reward_chosen"], row["reward_rejected"] = scores[k], scores[k + 1]
-            k += 2
-        elif isinstance(r, Listwise):
-            row["rewards"] = scores[k: k + len(r.completions)]
-            k += len(r.completions)
-        else:
-            row["reward"] = scores[k]
-            k += 1
-        rows.append(row)
-    return rows
-
-
 def cmd_score(cfg: ScoreConfig) -> int:
+    from ..rewards.evaluate import score_records
     from ..rewards.specs import judge_from_spec
     judge = make_judge(judge_from_spec, cfg.reward)
     rows = score_records(judge, read_heldout(cfg.data))
@@ -105,11 +75,11 @@ def cmd_score(cfg: ScoreConfig) -> int:
 class PreferenceData:
     data: str = ""  # labelled pairs (pairwise; listwise or scored data become pairs); binary (thumbs) data gets the AUC of the score instead
     json: bool = False  # print the report as JSON
-    bins: int = 10  # bins of the reliability table
-    eval_fraction: float = 0.0  # evaluate only the held-out part of the seeded split `alignkit train` makes with this --eval-fraction and --seed (0: the whole file)
+    bins: int = option(10, ge=1)  # bins of the reliability table
+    eval_fraction: float = option(0.0, ge=0, lt=1)  # evaluate only the held-out part of the seeded split `alignkit train` makes with this --eval-fraction and --seed (0: the whole file)
     seed: int = 0  # seed of that split
-    on_bad_record: str = "error"  # error: stop at the first bad record, naming file, line and field | skip: leave it out and count it, as `alignkit train --on-bad-record skip` does, so the held-out split is the same
-    max_pairs: int = 0  # evaluate the first N pairs only (0: all)
+    on_bad_record: str = option("error", choices=BAD_RECORD)  # error: stop at the first bad record, naming file, line and field | skip: leave it out and count it, as `alignkit train --on-bad-record skip` does, so the held-out split is the same
+    max_pairs: int = option(0, ge=0)  # evaluate the first N pairs only (0: all)
 
     def __post_init__(self):
         required(self, "data")
@@ -146,24 +116,11 @@ def read_heldout(path: str, eval_fraction: float = 0.0, seed: int = 0, on_bad_re
 def preference_eval(judge, cfg: PreferenceData, against=None) -> int:
     """Print the judge's preference report (pairs: accuracy, calibration, agreement with `against`;
     thumbs: AUC) on cfg's data."""
-    from ..errors import DataError
-    from ..rewards.evaluate import (as_pairs, binary_report, format_binary_report, format_report, is_binary,
-                                    preference_report)
+    from ..rewards.evaluate import format_binary_report, format_report, preference_results
     records = read_heldout(cfg.data, cfg.eval_fraction, cfg.seed, cfg.on_bad_record)
-    if is_binary(records):  # thumbs labels: AUC of the score, not pair accuracy
-        if against is not None:
-            raise DataError(cfg.data, None, None, "--against needs pairwise, listwise or scored records")
-        records = records[: cfg.max_pairs] if cfg.max_pairs else records
-        report = binary_report(judge, records)
-        print(json.dumps(report, indent=1) if cfg.json else format_binary_report(report))
-        return 0
-    pairs = as_pairs(records, cfg.data)
-    if cfg.max_pairs:
-        pairs = pairs[: cfg.max_pairs]
-    if not pairs:
-        raise DataError(cfg.data, None, None, "no preference pairs to evaluate")
-    report = preference_report(judge, pairs, against, cfg.bins)
-    print(json.dumps(report, indent=1) if cfg.json else format_report(report))
+    report = preference_results(judge, records, against, cfg.bins, cfg.max_pairs, cfg.data)
+    text = format_binary_report(report) if "auc" in report else format_report(report)
+    print(json.dumps(report, indent=1) if cfg.json else text)
     return 0
 
 
@@ -179,13 +136,13 @@ class TokensConfig:
     model: str = ""  # the policy folder (trained against --ref)
     ref: str = ""  # reference model folder ("": the one in the policy's config.yaml)
     data: str = ""  # records whose completions to show (any feedback shape; pairwise: chosen and rejected, listwise: every response)
-    beta: float | None = None  # beta of the implicit reward (unset: the policy's training beta, else 0.1)
+    beta: float | None = option(None, gt=0)  # beta of the implicit reward (unset: the policy's training beta, else 0.1)
     html: str = ""  # also write a self-contained HTML page here (OUT.html)
-    limit: int = 5  # show the first N records (0 = all)
+    limit: int = option(5, ge=0)  # show the first N records (0 = all)
     json: bool = False  # print the token rewards as JSON instead of the view
-    color: str = "auto"  # colour the terminal view: auto (when stdout is a terminal) | always | never
+    color: str = option("auto", choices=COLOR)  # colour the terminal view: auto (when stdout is a terminal) | always | never
     no_color: bool = False  # same as --color never
-    max_length: int = 0  # longest prompt+completion in tokens (0: the policy's training max_length, else its context window)
+    max_length: int = option(0, ge=0)  # longest prompt+completion in tokens (0: the policy's training max_length, else its context window)
 
     def __post_init__(self):
         required(self, "model", "data")

@@ -70,6 +70,54 @@ def preference_report(judge, pairs: list, against=None, n_bins: int = 10) -> dic
     return report
 
 
+def preference_results(judge, records: list, against=None, bins: int = 10, max_pairs: int = 0,
+                       label: str = "data") -> dict:
+    """The judge's report on records (`alignkit eval preferences`, `alignkit rewards eval`, the Python
+    API's evaluate): thumbs (binary) records -> binary_report (AUC); pairwise, listwise or scored ->
+    preference_report (accuracy, calibration, agreement with `against`). max_pairs > 0 keeps the first N."""
+    if is_binary(records):  # thumbs labels: AUC of the score, not pair accuracy
+        if against is not None:
+            raise DataError(label, None, None, "--against needs pairwise, listwise or scored records")
+        return binary_report(judge, records[: max_pairs] if max_pairs else records)
+    pairs = as_pairs(records, label)
+    if max_pairs:
+        pairs = pairs[: max_pairs]
+    if not pairs:
+        raise DataError(label, None, None, "no preference pairs to evaluate")
+    return preference_report(judge, pairs, against, bins)
+
+
+def score_records(judge, records: list) -> list:
+    """TRL-style rows of `records` with the judge's rewards added: `reward` for one response,
+    `reward_chosen`/`reward_rejected` for a pair, `rewards` for a list. One batched score call."""
+    from ..data.convert import to_trl_dict
+    prompts, texts = [], []
+    for r in records:
+        if isinstance(r, Pairwise):
+            items = [r.chosen, r.rejected]
+        elif isinstance(r, Listwise):
+            items = list(r.completions)
+        else:
+            items = [r.completion]
+        prompts += [r.prompt] * len(items)
+        texts += items
+    scores = judge.score(prompts, texts)
+    rows, k = [], 0
+    for r in records:
+        row = to_trl_dict(r)
+        if isinstance(r, Pairwise):
+            row["reward_chosen"], row["reward_rejected"] = scores[k], scores[k + 1]
+            k += 2
+        elif isinstance(r, Listwise):
+            row["rewards"] = scores[k: k + len(r.completions)]
+            k += len(r.completions)
+        else:
+            row["reward"] = scores[k]
+            k += 1
+        rows.append(row)
+    return rows
+
+
 def format_report(report: dict) -> str:
     lines = [f"{report['judge']}: {report['pairs']} pairs",
              f"  preference accuracy {report['accuracy']:.4f} ({report['ties']} ties, counted half)",

@@ -1,0 +1,235 @@
+"""Hub-style loading without a network: model and dataset names resolved in a local Hugging Face cache
+built here (HF_HOME / HF_HUB_CACHE layouts), hub-style folders of parquet/JSON shards, `NAME:SPLIT`,
+--columns, and the one-line error for a name found nowhere."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from alignkit.cli import main
+from alignkit.data.hub import hub_cache, looks_like_repo_id, split_of
+from alignkit.data.readers import read_records
+from alignkit.errors import ConfigError, DataError, ModelLoadError
+
+from conftest import synthetic_texts
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def hh_rows(n: int, tag: str = "") -> list:
+    """Anthropic HH rows: whole dialogues that share everything up to the last assistant turn."""
+    rows = []
+    for i in range(n):
+        prompt = f"\n\nHuman: question {tag}{i}: what is two plus three ?\n\nAssistant:"
+        rows.append({"chosen": prompt + " five . sure , here is how .",
+                     "rejected": prompt + " no , i cannot help with that ."})
+    return rows
+
+
+def write_parquet(path: Path, rows: list) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    return path
+
+
+def snapshot(cache: Path, kind: str, repo_id: str, commit: str = COMMIT) -> Path:
+    """The folder huggingface_hub's cache keeps a repository's revision in, with refs/main -> commit."""
+    repo = cache / f"{kind}s--{repo_id.replace('/', '--')}"
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(commit)
+    snap = repo / "snapshots" / commit
+    snap.mkdir(parents=True, exist_ok=True)
+    return snap
+
+
+@pytest.fixture
+def hf_home(tmp_path, monkeypatch) -> Path:
+    """An empty HF_HOME (its cache is HF_HOME/hub), offline."""
+    home = tmp_path / "hf-home"
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return home
+
+
+def tiny_gpt2(out: Path) -> Path:
+    """A tiny GPT-2-architecture model (GPT2LMHeadModel, save_pretrained: safetensors) and tokenizer."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from alignkit.models.tiny import train_tokenizer
+    tok = train_tokenizer(synthetic_texts() + [r["chosen"] + r["rejected"] for r in hh_rows(4)], 300)
+    tok.chat_template = None
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=128, n_embd=32, n_layer=2, n_head=2,
+                                       bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id))
+    model.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+    return out
+
+
+def test_cache_location_follows_the_environment(tmp_path, monkeypatch):
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "home"))
+    assert hub_cache() == tmp_path / "home" / "hub"
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    assert hub_cache() == tmp_path / "cache"
+    assert looks_like_repo_id("gpt2") and looks_like_repo_id("Anthropic/hh-rlhf") and looks_like_repo_id("org/m@v1")
+    assert not looks_like_repo_id("pairs.jsonl") and not looks_like_repo_id("/abs/dir") and not looks_like_repo_id("a/b/c")
+
+
+def test_issue_row_model_gpt2_and_data_anthropic_hh_rlhf_from_the_local_caches(hf_home, tmp_path, capsys):
+    """`--model gpt2 --data Anthropic/hh-rlhf` (and --eval-data NAME:test) train from the caches alone."""
+    cache = hf_home / "hub"
+    tiny_gpt2(snapshot(cache, "model", "gpt2"))
+    ds = snapshot(cache, "dataset", "Anthropic/hh-rlhf")
+    # the real repository's layout: subsets of gzipped JSONL, one file per split
+    for subset in ("harmless-base", "helpful-base"):
+        (ds / subset).mkdir()
+        for split, n in (("train", 6), ("test", 2)):
+            import gzip
+            with gzip.open(ds / subset / f"{split}.jsonl.gz", "wt") as f:
+                f.writelines(json.dumps(r) + "\n" for r in hh_rows(n, f"{subset} {split} "))
+    out = tmp_path / "out"
+    rc = main(["train", "dpo", "--model", "gpt2", "--data", "Anthropic/hh-rlhf", "--eval-data", "Anthropic/hh-rlhf:test",
+               "--output", str(out), "--max-steps", "2", "--batch-size", "4", "--num-threads", "1",
+               "--progress", "false"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "Anthropic/hh-rlhf: 12 records" in captured.out  # both subsets' train files
+    assert "Anthropic/hh-rlhf:test: 4 records" in captured.out
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["train_examples"] == 12 and summary["eval_examples"] == 4 and summary["steps"] == 2
+    from transformers import AutoModelForCausalLM
+    assert AutoModelForCausalLM.from_pretrained(out).config.model_type == "gpt2"
+
+
+def test_ref_name_and_hf_hub_cache_variable(tmp_path, monkeypatch, tiny_model_dir):
+    """HF_HUB_CACHE wins over HF_HOME; `--ref NAME` resolves too; `NAME@REV` picks a revision."""
+    import shutil
+
+    from alignkit.models.loading import check_model_folder
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    snap = snapshot(cache, "model", "org/tiny")
+    shutil.copytree(tiny_model_dir, snap, dirs_exist_ok=True)
+    assert check_model_folder("org/tiny") == snap
+    other = cache / "models--org--tiny" / "snapshots" / ("f" * 40)
+    shutil.copytree(tiny_model_dir, other)
+    (cache / "models--org--tiny" / "refs" / "v2").write_text("f" * 40)
+    assert check_model_folder("org/tiny@v2") == other
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"q{i} ?", "chosen": "sure .", "rejected": "no ."}) + "\n"
+                            for i in range(8)))
+    out = tmp_path / "out"
+    assert main(["train", "dpo", "--model", "org/tiny", "--ref", "org/tiny@v2", "--data", str(data), "--output",
+                 str(out), "--max-steps", "1", "--batch-size", "4", "--num-threads", "1", "--progress", "false"]) == 0
+    assert (out / "model.safetensors").is_file()
+
+
+def test_a_name_found_nowhere_is_one_line_saying_where_it_looked(hf_home, tmp_path, capsys):
+    data = tmp_path / "x.jsonl"
+    data.write_text(json.dumps({"prompt": "q ?", "chosen": "a", "rejected": "b"}) + "\n")
+    rc = main(["train", "dpo", "--model", "gpt2", "--data", str(data), "--output", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "\n" not in err
+    assert err.startswith("error: gpt2: model folder not found, and not in the Hugging Face cache")
+    assert str(hf_home / "hub" / "models--gpt2") in err and "downloads nothing" in err
+    assert "huggingface-cli download gpt2" in err
+    with pytest.raises(DataError) as e:
+        read_records("Anthropic/hh-rlhf")
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith("Anthropic/hh-rlhf: no such file or folder, and not in the Hugging Face cache")
+    assert str(hf_home / "hub" / "datasets--Anthropic--hh-rlhf") in msg
+    assert "huggingface-cli download --repo-type dataset Anthropic/hh-rlhf" in msg
+    # a missing file keeps its plain message
+    with pytest.raises(DataError, match="no such file$"):
+        read_records(tmp_path / "missing.jsonl")
+    with pytest.raises(ModelLoadError, match="model folder not found \\(alignkit loads local"):
+        from alignkit.models.loading import check_model_folder
+        check_model_folder(str(tmp_path / "absent"))
+
+
+def test_issue_row_a_hub_style_folder_of_parquet_shards(tmp_path, tiny_model_dir, capsys):
+    """data/train-0000x-of-00002.parquet + data/test-...: train reads the train shards (both, in order,
+    errors naming the shard and row), FOLDER:test the test one."""
+    folder = tmp_path / "hub-folder"
+    rows = [{"prompt": f"question {i} ?", "chosen": "sure , here is how .", "rejected": "no ."} for i in range(10)]
+    write_parquet(folder / "data" / "train-00000-of-00002.parquet", rows[:6])
+    write_parquet(folder / "data" / "train-00001-of-00002.parquet", rows[6:])
+    write_parquet(folder / "data" / "test-00000-of-00001.parquet", rows[:3])
+    (folder / "README.md").write_text("---\nlicense: mit\n---\n")
+    records, report = read_records(folder)
+    assert [r.prompt for r in records] == [r["prompt"] for r in rows]
+    assert records[6].source == f"{folder / 'data' / 'train-00001-of-00002.parquet'}:1"
+    test, _ = read_records(f"{folder}:test")
+    assert len(test) == 3
+    with pytest.raises(DataError, match="no split 'dev'; the splits here: test, train"):
+        read_records(f"{folder}:dev")
+    bad = tmp_path / "bad-folder"
+    write_parquet(bad / "data" / "train-00000-of-00002.parquet", rows[:2])
+    write_parquet(bad / "data" / "train-00001-of-00002.parquet", [{"prompt": "q", "chosen": "a"}])
+    with pytest.raises(DataError) as e:
+        read_records(bad)
+    assert str(e.value).startswith(f"{bad / 'data' / 'train-00001-of-00002.parquet'}:1: field 'rejected': missing field")
+    out = tmp_path / "out"
+    rc = main(["train", "dpo", "--model", str(tiny_model_dir), "--data", str(folder), "--eval-data", f"{folder}:test",
+               "--output", str(out), "--max-steps", "1", "--batch-size", "4", "--num-threads", "1", "--progress", "false"])
+    assert rc == 0, capsys.readouterr().err
+    assert json.loads((out / "summary.json").read_text())["train_examples"] == 10
+
+
+def test_json_shards_and_split_names_of_the_hub_layouts(tmp_path):
+    folder = tmp_path / "f"
+    (folder / "train").mkdir(parents=True)
+    (folder / "train" / "part-0.jsonl").write_text(json.dumps({"prompt": "a", "completion": "b"}) + "\n")
+    (folder / "train" / "part-1.json").write_text(json.dumps([{"prompt": "c", "completion": "d"}]))
+    records, _ = read_records(folder)
+    assert [r.completion for r in records] == ["b", "d"]
+    assert split_of(folder, folder / "data" / "train_prefs-00000-of-00001.parquet") == "train_prefs"
+    assert split_of(folder, folder / "harmless-base" / "test.jsonl.gz") == "test"
+    assert split_of(folder, folder / "validation" / "0000.parquet") == "validation"
+    only = tmp_path / "only"
+    only.mkdir()
+    (only / "test.jsonl").write_text(json.dumps({"prompt": "a", "completion": "b"}) + "\n")
+    assert len(read_records(only)[0]) == 1  # the only split there is
+    two = tmp_path / "two"
+    two.mkdir()
+    for s in ("test", "validation"):
+        (two / f"{s}.jsonl").write_text(json.dumps({"prompt": "a", "completion": "b"}) + "\n")
+    with pytest.raises(DataError, match="splits test, validation and none is 'train'; pick one as .*:SPLIT"):
+        read_records(two)
+
+
+def test_columns_map_other_field_names_before_format_detection(tmp_path, tiny_model_dir, capsys):
+    data = tmp_path / "qa.jsonl"
+    data.write_text("".join(json.dumps({"question": f"q{i} ?", "good": "sure .", "bad": "no .", "id": i}) + "\n"
+                            for i in range(8)))
+    records, _ = read_records(data, columns="prompt=question,chosen=good,rejected=bad")
+    assert (records[0].prompt, records[0].chosen, records[0].rejected) == ("q0 ?", "sure .", "no .")
+    # a missing source column: file, line and the column
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"question": "q", "good": "a", "bad": "b"}) + "\n" + json.dumps({"question": "q", "good": "a"}) + "\n")
+    with pytest.raises(DataError) as e:
+        read_records(bad, columns="prompt=question,chosen=good,rejected=bad")
+    assert str(e.value).startswith(f"{bad}:2: field 'bad': missing column (--columns maps it to 'rejected'")
+    with pytest.raises(ConfigError, match="--columns: unknown field 'answer' \\(in answer=good\\); the fields"):
+        read_records(data, columns="answer=good")
+    # the flag, end to end; a wrong target is one line naming the flag
+    out = tmp_path / "out"
+    assert main(["train", "dpo", "--model", str(tiny_model_dir), "--data", str(data), "--output", str(out),
+                 "--columns", "prompt=question,chosen=good,rejected=bad", "--max-steps", "1", "--batch-size", "4",
+                 "--num-threads", "1", "--progress", "false"]) == 0
+    capsys.readouterr()
+    assert main(["train", "dpo", "--model", str(tiny_model_dir), "--data", str(data), "--output", str(tmp_path / "o2"),
+                 "--columns", "answer=good"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--columns: unknown field 'answer'" in err
+    # prompts for online methods go through it too
+    from alignkit.data.prompts import read_prompts
+    assert read_prompts(str(data), columns="prompt=question")[:2] == ["q0 ?", "q1 ?"]
