@@ -2,6 +2,7 @@
 size, max length and steps. Not part of the test suite.
 
     .venv/bin/python benchmarks/bench_dpo.py [--rounds 3] [--steps 12] [--batch-size 8] [--dtype bf16]
+        [--model DIR] [--lora-r 8]
 
 Each run is a fresh subprocess (its own peak RSS); runs alternate TRL, alignkit, TRL, ... so that
 drift of the machine hits both. Both sides: fp32 (or bf16 autocast with --dtype bf16), no gradient
@@ -57,7 +58,8 @@ def child_trl(a) -> dict:
             losses.append((loss[0] if isinstance(loss, tuple) else loss).detach().item())
             return loss
 
-    trainer = Recording(model=model, args=args, train_dataset=ds, processing_class=tok, callbacks=[Clock()])
+    trainer = Recording(model=model, args=args, train_dataset=ds, processing_class=tok, callbacks=[Clock()],
+                        peft_config=common.trl_peft_config(a))
     # TRL tokenized the text itself: check that its ids are alignkit's, pair by pair
     from alignkit.data.tokenize import Encoder
     enc = Encoder(tok, a.max_length)
@@ -79,7 +81,8 @@ def child_alignkit(a) -> dict:
     overrides = dict(batch_size=a.batch_size, max_steps=a.steps, learning_rate=LR, lr_scheduler="linear",
                      warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0, beta=BETA, max_length=a.max_length,
                      dtype=a.dtype, seed=0, eval_fraction=0.0, progress=False, ref_cache="memory",
-                     ref_upfront=True, num_threads=a.threads)  # reference before step 1, as TRL's precompute
+                     ref_upfront=True, num_threads=a.threads,  # reference before step 1, as TRL's precompute
+                     lora_r=a.lora_r)
     overrides.update(common.child_overrides(a))
     run_train("dpo", a.model, [Pairwise(p, c, r) for p, c, r in pairs], a.out, overrides, log=lambda *x: None)
     rows = [json.loads(line) for line in (Path(a.out) / "metrics.jsonl").read_text().splitlines()]

@@ -2,14 +2,16 @@
 same model folder, prompts, group size, completion length and optimizer steps. Not part of the test suite.
 
     .venv/bin/python benchmarks/bench_rl.py [--rounds 3] [--steps 3] [--threads 1] [--prompts-per-step 8] [--group 8]
+        [--model DIR] [--lora-r 8] [--dtype bf16]
 
 Each iteration (= one optimizer step on both sides): 8 hh-rlhf prompts x G = 8 sampled completions of
 at most 64 new tokens (temperature 1, top-p 1, no top-k), scored by the same rule reward (distinct
 words), reference log-probs for the k3 KL (beta 0.04), then one optimizer step over the 64 rows in
 micro-batches of 16 (TRL: per_device_train_batch_size 16 x gradient_accumulation_steps 4, one
 generation per step). Both sample with transformers' `generate` and the KV cache (alignkit's vLLM
-backend needs a GPU). Both see the same prompt token ids in the same order; fp32, no gradient
-checkpointing, AdamW at the same learning rate.
+backend needs a GPU). Both see the same prompt token ids in the same order; fp32 (or bf16 autocast
+with --dtype bf16; LoRA adapters with --lora-r), no gradient checkpointing, AdamW at the same learning
+rate.
 
 Threads: 1 by default, on both sides. Sampling is many small operations (one token for 64 rows at a
 time); on this 2-core machine shared with other jobs, 2 threads made them wait on each other: 33 new
@@ -131,7 +133,7 @@ def child_trl(a) -> dict:
         num_generations=a.group, max_completion_length=a.max_new_tokens, temperature=1.0, top_p=1.0, top_k=0,
         beta=BETA, epsilon=0.2, loss_type="grpo", num_iterations=1, shuffle_dataset=False, max_steps=a.steps,
         learning_rate=LR, lr_scheduler_type="linear", warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0,
-        bf16=False, fp16=False, gradient_checkpointing=False, use_cpu=not torch.cuda.is_available(),
+        bf16=a.dtype == "bf16", fp16=False, gradient_checkpointing=False, use_cpu=not torch.cuda.is_available(),
         logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True, seed=0, dataloader_num_workers=0)
     times, clock = [], GenClock()
 
@@ -146,7 +148,7 @@ def child_trl(a) -> dict:
 
     trainer = GRPOTrainer(model=model, args=args, reward_funcs=rule_reward,
                           train_dataset=Dataset.from_list([{"prompt": p} for p in prompts]),
-                          processing_class=tok, callbacks=[Clock()])
+                          processing_class=tok, callbacks=[Clock()], peft_config=common.trl_peft_config(a))
     trainer._generate_single_turn = clock.wrap(trainer._generate_single_turn, lambda out: sum(map(len, out[0])))
     trainer.train()
     return {"times": times, "clock": clock}
@@ -172,9 +174,9 @@ def child_alignkit(a) -> dict:
     rollout.HFBackend.generate = clock.wrap(rollout.HFBackend.generate, lambda out: sum(map(len, out)))
     rollout.VLLMBackend.generate = clock.wrap(rollout.VLLMBackend.generate, lambda out: sum(map(len, out)))
     cfg = TrainConfig(batch_size=a.micro_batch, max_steps=a.steps, learning_rate=LR, lr_scheduler="linear",
-                      warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0, max_length=a.max_length, dtype="fp32",
-                      seed=0, eval_fraction=0.0, progress=False, num_threads=a.threads)
-    mcfg = GRPOConfig(num_samples=a.group, prompts_per_step=a.prompts_per_step, max_new_tokens=a.max_new_tokens,
+                      warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0, max_length=a.max_length, dtype=a.dtype,
+                      seed=0, eval_fraction=0.0, progress=False, num_threads=a.threads, lora_r=a.lora_r)
+    mcfg = GRPOConfig(samples_per_prompt=a.group, prompts_per_step=a.prompts_per_step, max_new_tokens=a.max_new_tokens,
                       temperature=1.0, top_p=1.0, kl_coef=BETA, kl_estimator="k3", loss_type="sequence",
                       generator="hf", generation_batch_size=a.prompts_per_step * a.group, clip_range=0.2)
     sets = common.child_overrides(a)  # --ablate: TrainConfig or GRPOConfig fields
@@ -197,11 +199,11 @@ def rl_utilisation(summary: dict, sides: list, model: Path, prompts: list, a):
     before = torch.get_num_threads()
     if a.threads:
         torch.set_num_threads(a.threads)
-    peak = common.matmul_peak("fp32")
+    peak = common.matmul_peak(a.dtype)
     torch.set_num_threads(before)
     rows = a.prompts_per_step * a.group
-    summary["flops"] = {"matmul_params": n, "prompt_tokens": prompt_tokens, "peak_flops_per_s": peak}
-    print(f"utilisation: N = {n / 1e6:.3f}M matmul weights, {prompt_tokens:.1f} prompt tokens, measured fp32 "
+    summary["flops"] = {"matmul_params": n, "prompt_tokens": prompt_tokens, "peak_flops_per_s": peak, "dtype": a.dtype}
+    print(f"utilisation: N = {n / 1e6:.3f}M matmul weights, {prompt_tokens:.1f} prompt tokens, measured {a.dtype} "
           f"matmul peak {peak / 1e9:.1f} GFLOP/s")
     for s in sides:
         m = summary[s]
@@ -221,7 +223,7 @@ def child(a):
     t, clock = res["times"], res["clock"]
     window = t[-1][0] - t[0][0]
     tokens, gen_s = clock.after(t[0][0])
-    out = {"step_s": window / (len(t) - 1), "gen_tokens_per_s": tokens / gen_s, "rollout_tokens_per_s": tokens / window,
+    out = {"step_s": window / (len(t) - 1), "step_median_s": common.step_median(t), "gen_tokens_per_s": tokens / gen_s, "rollout_tokens_per_s": tokens / window,
            "gen_share": gen_s / window, "mean_completion": tokens / ((len(t) - 1) * a.prompts_per_step * a.group),
            "cpu_step_s": (t[-1][1] - t[0][1]) / (len(t) - 1), "peak_rss_mb": common.peak_rss_mb(),
            "load": (load0 + os.getloadavg()[0]) / 2, "threads": torch.get_num_threads()}
@@ -280,7 +282,7 @@ def main():
     a.max_new_tokens = a.max_new_tokens or (48 if a.task == "stories" else 64)
     if a.child:
         return child(a)
-    model = task_model(a.task)
+    model = Path(a.model) if a.model else task_model(a.task)
     n = a.steps * a.prompts_per_step
     if a.task == "stories":
         prompts, notes = [STORIES[i % len(STORIES)] for i in range(n)], {"story_openings": len(STORIES)}
@@ -302,7 +304,8 @@ def main():
     print(f"machine: {common.machine()}")
     print(f"model: {model}, {n} {'story' if a.task == 'stories' else 'hh-rlhf'} prompts ({notes})")
     print(f"GRPO: {a.prompts_per_step} prompts x G={a.group} = {rows} completions of <= {a.max_new_tokens} tokens per "
-          f"step, micro-batch {a.micro_batch}, {a.steps} steps, {a.rounds} alternating rounds, fp32, "
+          f"step, micro-batch {a.micro_batch}, {a.steps} steps, {a.rounds} alternating rounds, {a.dtype}, "
+          f"{f'LoRA r {a.lora_r}' if a.lora_r else 'full fine-tuning'}, "
           f"threads {a.threads or 'torch default'}")
     print("timed: end of step 1 -> end of step N; not timed: imports, loading, step 1", flush=True)
     sides = common.benchmark_sides(a)
@@ -313,16 +316,18 @@ def main():
                     "--out", str(common.WORK / f"rl-{s}"), "--steps", str(a.steps), "--threads", str(a.threads),
                     "--max-length", str(a.max_length), "--prompts-per-step", str(a.prompts_per_step),
                     "--group", str(a.group), "--micro-batch", str(a.micro_batch),
-                    "--max-new-tokens", str(a.max_new_tokens), "--task", a.task]
+                    "--max-new-tokens", str(a.max_new_tokens), "--task", a.task, "--dtype", a.dtype,
+                    "--lora-r", str(a.lora_r)]
             res = common.run_child(Path(__file__), args)
             runs[s].append(res)
-            print(f"round {r + 1} {s:8s}: step {res['step_s']:.2f} s, generation {res['gen_tokens_per_s']:.0f} "
+            print(f"round {r + 1} {s:8s}: step {res['step_s']:.2f} s (median {res['step_median_s']:.2f}), generation {res['gen_tokens_per_s']:.0f} "
                   f"tokens/s ({100 * res['gen_share']:.0f}% of the step), rollout {res['rollout_tokens_per_s']:.0f} "
                   f"tokens/s, mean completion {res['mean_completion']:.1f} tokens, peak RSS "
                   f"{res['peak_rss_mb']:.0f} MiB, load {res['load']:.1f}", flush=True)
-    keys = ("step_s", "cpu_step_s", "gen_tokens_per_s", "rollout_tokens_per_s", "gen_share", "mean_completion",
+    keys = ("step_s", "step_median_s", "cpu_step_s", "gen_tokens_per_s", "rollout_tokens_per_s", "gen_share", "mean_completion",
             "peak_rss_mb", "load", "process_s")
-    summary = {"benchmark": "grpo", "machine": common.machine(), "notes": notes, "steps": a.steps,
+    summary = {"benchmark": "grpo", "machine": common.machine(), "model": str(model), "dtype": a.dtype,
+               "lora_r": a.lora_r, "notes": notes, "steps": a.steps,
                "prompts_per_step": a.prompts_per_step, "group": a.group, "micro_batch": a.micro_batch,
                "max_new_tokens": a.max_new_tokens, "threads": a.threads}
     print()
@@ -345,9 +350,11 @@ def main():
         summary["ratio_rollout_tokens"] = k["rollout_tokens_per_s"] / t["rollout_tokens_per_s"]
         summary["ratio_gen_tokens"] = k["gen_tokens_per_s"] / t["gen_tokens_per_s"]
         summary["ratio_step"] = t["step_s"] / k["step_s"]
+        summary["ratio_step_median"] = t["step_median_s"] / k["step_median_s"]
         summary["ratio_rss"] = k["peak_rss_mb"] / t["peak_rss_mb"]
         print(f"alignkit / TRL: rollout tokens/s {summary['ratio_rollout_tokens']:.2f}x, generation tokens/s "
-              f"{summary['ratio_gen_tokens']:.2f}x, step time {summary['ratio_step']:.2f}x faster, peak RSS "
+              f"{summary['ratio_gen_tokens']:.2f}x, step time {summary['ratio_step']:.2f}x faster (median step "
+              f"{summary['ratio_step_median']:.2f}x), peak RSS "
               f"{summary['ratio_rss']:.2f}x")
     if a.json:
         Path(a.json).write_text(json.dumps(summary, indent=1))

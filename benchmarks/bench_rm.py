@@ -92,6 +92,8 @@ def child_alignkit(a) -> dict:
 def main():
     p = common.parser(__doc__)
     a = p.parse_args()
+    if a.lora_r:
+        p.error("--lora-r: the reward-model benchmark compares full fine-tuning only")
     if a.child:
         return common.child(a, child_trl if a.child == "trl" else child_alignkit)
     common.compare(Path(__file__), a, "rm")

@@ -185,6 +185,25 @@ def matmul_params(model_dir: Path) -> int:
     return cfg["num_hidden_layers"] * per_layer + h * cfg["vocab_size"]
 
 
+def trl_peft_config(a):
+    """The peft LoraConfig TRL gets for --lora-r: alignkit's defaults (TrainConfig's alpha, dropout and
+    target modules, as `alignkit train --lora-r` applies them), so both sides train the same adapters.
+    None: full fine-tuning."""
+    if not a.lora_r:
+        return None
+    from peft import LoraConfig
+    from alignkit.train.config import TrainConfig
+    c = TrainConfig()
+    return LoraConfig(r=a.lora_r, lora_alpha=c.lora_alpha, lora_dropout=c.lora_dropout,
+                      target_modules=list(c.lora_target_modules), task_type="CAUSAL_LM")
+
+
+def step_median(times: list) -> float:
+    """Median wall seconds of the optimizer steps after the first (warm-up): times are the (wall, CPU)
+    clock points at the end of each step."""
+    return median([b[0] - a[0] for a, b in zip(times, times[1:])])
+
+
 def write_json(path: str | None, summary: dict) -> None:
     """The benchmark's summary as JSON at `path` (nothing when no --json was given)."""
     if path:
@@ -229,7 +248,11 @@ def parser(doc: str):
                         "'ablated' in the same alternating rounds, e.g. --ablate fused_adamw=false")
     p.add_argument("--set", action="append", default=[], help=argparse.SUPPRESS)  # child: overrides
     p.add_argument("--child", choices=["trl", "alignkit"], default=None, help=argparse.SUPPRESS)
-    p.add_argument("--model", default="", help=argparse.SUPPRESS)
+    p.add_argument("--model", default="", metavar="DIR",
+                   help="model folder for both sides (default: the 5.26M hh benchmark model, build_model)")
+    p.add_argument("--lora-r", type=int, default=0,
+                   help="LoRA rank on both sides (0 = full fine-tuning); alpha 16, no dropout, adapters on "
+                        "q/k/v/o/gate/up/down (alignkit's default targets; TRL gets the same peft LoraConfig)")
     p.add_argument("--data", default="", help=argparse.SUPPRESS)
     p.add_argument("--out", default="", help=argparse.SUPPRESS)
     return p
@@ -273,6 +296,7 @@ def child(a, run):
     items = (len(t) - 1) * a.batch_size
     res["per_s"] = items / (t[-1][0] - t[0][0])
     res["per_cpu_s"] = items / (t[-1][1] - t[0][1])  # CPU seconds of this process, all threads
+    res["step_median_s"] = step_median(t)
     res["peak_rss_mb"] = peak_rss_mb()
     if torch.cuda.is_available():
         res["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
@@ -337,7 +361,7 @@ def utilisation(summary: dict, sides: list, model_dir: Path, pairs: list, a, lm_
 
 def compare(script: Path, a, name: str, unit: str = "pairs"):
     """Alternate TRL and alignkit runs of `script` (fresh processes), print and return the medians."""
-    model = build_model()
+    model = Path(a.model) if a.model else build_model()
     n = a.steps * a.batch_size
     kept, notes = select_pairs(model, n, a.max_length)
     order = alignkit_order(n, a.batch_size, a.steps, seed=0)
@@ -348,7 +372,7 @@ def compare(script: Path, a, name: str, unit: str = "pairs"):
     print(f"machine: {machine()}")
     print(f"model: {model} ({matmul_params(model) / 1e6:.2f}M matmul weights), data: {n} hh-rlhf pairs ({notes})")
     print(f"batch {a.batch_size}, max length {a.max_length}, {a.steps} steps, {a.rounds} alternating rounds, "
-          f"{a.dtype}, threads {a.threads or 'torch default'}")
+          f"{a.dtype}, {f'LoRA r {a.lora_r}' if a.lora_r else 'full fine-tuning'}, threads {a.threads or 'torch default'}")
     print("timed: end of step 1 -> end of step N (forward, backward, optimizer, logging); not timed: imports, "
           "loading, tokenization, reference pass, step 1", flush=True)
     sides = benchmark_sides(a)
@@ -357,18 +381,21 @@ def compare(script: Path, a, name: str, unit: str = "pairs"):
         for s in sides:
             args = [*side_args(a, s), "--model", str(model), "--data", str(trl_data if s == "trl" else data),
                     "--out", str(WORK / f"{name}-{s}"), "--steps", str(a.steps), "--batch-size", str(a.batch_size),
-                    "--max-length", str(a.max_length), "--threads", str(a.threads), "--dtype", a.dtype]
+                    "--max-length", str(a.max_length), "--threads", str(a.threads), "--dtype", a.dtype,
+                    "--lora-r", str(a.lora_r)]
             res = run_child(script, args)
             runs[s].append(res)
             lo = res["losses"]
             gpu = f", GPU {res['peak_gpu_mb']:.0f} MiB" if "peak_gpu_mb" in res else ""
-            print(f"round {r + 1} {s:8s}: {res['per_s']:.2f} {unit}/s ({res['per_cpu_s']:.2f} per CPU-second, "
+            print(f"round {r + 1} {s:8s}: {res['per_s']:.2f} {unit}/s, step {res['step_median_s']:.2f} s "
+                  f"({res['per_cpu_s']:.2f} {unit} per CPU-second, "
                   f"load {res['load']:.1f}), peak RSS {res['peak_rss_mb']:.0f} MiB{gpu}, loss step0={lo[0]:.6f} "
                   f"step1={lo[1]:.6f} step2={lo[2]:.6f}", flush=True)
-    summary = {"benchmark": name, "machine": machine(), "notes": notes, "steps": a.steps,
-               "batch_size": a.batch_size, "max_length": a.max_length, "dtype": a.dtype, "threads": a.threads}
+    summary = {"benchmark": name, "machine": machine(), "model": str(model), "notes": notes, "steps": a.steps,
+               "batch_size": a.batch_size, "max_length": a.max_length, "dtype": a.dtype, "threads": a.threads,
+               "lora_r": a.lora_r}
     for s in sides:
-        keys = [k for k in ("per_s", "per_cpu_s", "peak_rss_mb", "peak_gpu_mb", "load", "process_s")
+        keys = [k for k in ("per_s", "per_cpu_s", "step_median_s", "peak_rss_mb", "peak_gpu_mb", "load", "process_s")
                 if k in runs[s][0]]
         summary[s] = {k: median([x[k] for x in runs[s]]) for k in keys}
         summary[s].update(losses=runs[s][0]["losses"], runs=[x["per_s"] for x in runs[s]])
@@ -376,7 +403,8 @@ def compare(script: Path, a, name: str, unit: str = "pairs"):
     for s in sides:
         m = summary[s]
         gpu = f", peak GPU memory {m['peak_gpu_mb']:.0f} MiB" if "peak_gpu_mb" in m else ""
-        print(f"{s:8s}: median {m['per_s']:.2f} {unit}/s ({m['per_cpu_s']:.2f} per CPU-second), "
+        print(f"{s:8s}: median {m['per_s']:.2f} {unit}/s, step {m['step_median_s']:.2f} s "
+              f"({m['per_cpu_s']:.2f} per CPU-second), "
               f"peak RSS {m['peak_rss_mb']:.0f} MiB{gpu}, load average {m['load']:.1f}, whole process "
               f"{m['process_s']:.1f} s")
     utilisation(summary, sides, model, kept, a, lm_head=name != "rm")
@@ -390,11 +418,13 @@ def compare(script: Path, a, name: str, unit: str = "pairs"):
     if "trl" in summary and "alignkit" in summary:
         t, k = summary["trl"], summary["alignkit"]
         summary["ratio"] = k["per_s"] / t["per_s"]
+        summary["step_ratio"] = t["step_median_s"] / k["step_median_s"]
         summary["cpu_ratio"] = k["per_cpu_s"] / t["per_cpu_s"]
         summary["rss_ratio"] = k["peak_rss_mb"] / t["peak_rss_mb"]
         diffs = [abs(x - y) for x, y in zip(t["losses"], k["losses"])]
         summary["loss_diff_step0"], summary["loss_diff_max"] = diffs[0], max(diffs)
-        print(f"alignkit / TRL: {summary['ratio']:.2f}x {unit}/s wall ({summary['cpu_ratio']:.2f}x per CPU-second), "
+        print(f"alignkit / TRL: {summary['ratio']:.2f}x {unit}/s wall ({summary['cpu_ratio']:.2f}x per CPU-second; "
+              f"median step {summary['step_ratio']:.2f}x shorter), "
               f"peak RSS {k['peak_rss_mb']:.0f} vs {t['peak_rss_mb']:.0f} MiB ({summary['rss_ratio']:.2f}x)")
         print(f"step-0 loss: TRL {t['losses'][0]:.6f}, alignkit {k['losses'][0]:.6f} (|diff| {diffs[0]:.1e}); "
               f"largest |diff| over all {len(diffs)} steps, after updates too: {max(diffs):.1e}")
