@@ -63,7 +63,8 @@ def pairwise_to_unpaired(records) -> list:
     gives a desirable and an undesirable example), in blocks of two pairs: chosen_i, chosen_i+1,
     rejected_i, rejected_i+1 (the last block takes three pairs when their number is odd). So the
     example after each one, whose completion KTO's KL estimate pairs with its prompt (train/shapes.py
-    BinaryShape), answers another prompt, and any first N examples are balanced within two."""
+    BinaryShape), answers another prompt, and in any first N examples the counts of the two labels
+    differ by at most three."""
     records = _expect(records, Pairwise)
     n, out, i = len(records), [], 0
     while i < n:
