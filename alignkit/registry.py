@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 
-from .config import read_yaml
 from .errors import ConfigError
 from .losses.registry import LOSSES, get_loss
 from .merge.paft import PAFT_METHODS
@@ -18,7 +17,8 @@ from .online.methods import ONLINE_METHODS
 from .rewards.methods import REWARD_METHODS
 from .rl.methods import RL_METHODS
 from .train.offline import run_offline
-from .train.run import Job, split_layers
+from .train.record import absolute, read_config_file
+from .train.run import Job, split_layers, start_job
 
 
 def _build() -> dict:
@@ -57,15 +57,32 @@ def inner_loss_name(method: Method, yaml_dict: dict, overrides: dict) -> str:
     return method.config.__dataclass_fields__["loss"].default
 
 
-def resolve_job(method: str, model: str, data, output: str, overrides: dict | None = None,
+def resolve_job(method: str | None, model: str | None, data, output: str | None, overrides: dict | None = None,
                 config_file: str | None = None, log=print) -> Job:
     """Resolve the configs (defaults < YAML < overrides) of `method` and, for a composite recipe, of
-    its inner loss."""
+    its inner loss. A config file may also name the method, model, data and output (a run's own
+    config.yaml does): the arguments win, except a method that differs from the file's, an error.
+    Local paths become absolute (the run's records resolve from any working directory)."""
+    yaml_dict = {}
+    if config_file:
+        meta, yaml_dict = read_config_file(config_file)
+        if meta.get("method") and method and meta["method"] != method:
+            raise ConfigError(f"{config_file}: its method is {meta['method']!r}, not {method!r}; "
+                              f"drop the method to repeat that run, or use a config file without `method:`")
+        method = method or meta.get("method")
+        model = model or meta.get("model")
+        data = data if data is not None else meta.get("data")
+        output = output or meta.get("output")
+    if not method:
+        raise ConfigError("no method: name it (alignkit train METHOD) or give `method:` in --config")
+    for name, value in (("model", model), ("output", output)):
+        if not value:
+            raise ConfigError(f"--{name} is required (or `{name}:` in --config)")
     m = get_method(method)
-    yaml_dict = read_yaml(config_file) if config_file else {}
     inner = get_loss(inner_loss_name(m, yaml_dict, overrides), m.inner_feedback) if m.inner_feedback else None
     cfg, mcfg, icfg = split_layers(m.config, yaml_dict, overrides or {}, inner.config if inner else None)
-    return Job(m, cfg, mcfg, model, data, output, log, (inner, icfg) if inner else None)
+    data = absolute(data) if isinstance(data, str) else data
+    return Job(m, cfg, mcfg, absolute(model), data, absolute(output, local=True), log, (inner, icfg) if inner else None)
 
 
 def run_train(method: str, model: str, data, output: str, overrides: dict | None = None,
@@ -73,4 +90,5 @@ def run_train(method: str, model: str, data, output: str, overrides: dict | None
     """Train `model` with `method`; the output folder gets the model, config.yaml, metrics.jsonl and
     summary.json. Returns the summary."""
     job = resolve_job(method, model, data, output, overrides, config_file, log)
+    start_job(job)  # --output checked (--overwrite, --resume's config check), config.yaml written
     return job.method.run(job)

@@ -60,10 +60,10 @@ def test_yaml_defaults_and_flags_win(tiny_model_dir, tmp_path, capsys):
                "--config", str(cfg), "--max_steps", "1", "--beta=0.2", "--progress", "false"])
     assert rc == 0, capsys.readouterr().err
     resolved = yaml.safe_load((out / "config.yaml").read_text())
-    assert resolved["loss"]["beta"] == 0.2  # flag beats YAML
-    assert resolved["train"]["batch_size"] == 4  # YAML beats default
-    assert resolved["train"]["max_steps"] == 1  # underscore flag works too
-    assert resolved["train"]["learning_rate"] == 1e-3
+    assert resolved["beta"] == 0.2  # flag beats YAML
+    assert resolved["batch_size"] == 4  # YAML beats default
+    assert resolved["max_steps"] == 1  # underscore flag works too
+    assert resolved["learning_rate"] == 1e-3
 
 
 @pytest.mark.parametrize("where", ["yaml", "flag"])

@@ -47,7 +47,7 @@ def test_two_rounds_end_to_end_and_resume(tiny_model_dir, tmp_path, capsys):
         assert pairs and all(len(p["chosen"]) > len(p["rejected"]) for p in pairs)  # rule:chars prefers longer
     assert [r["reference"] for r in summary["rounds"]] == [str(tiny_model_dir), str(out / "round-1")]
     # reference = the round's starting model, so it is taken from the policy before its first step ("")
-    assert yaml.safe_load((out / "round-2" / "config.yaml").read_text())["train"]["ref"] == ""
+    assert yaml.safe_load((out / "round-2" / "config.yaml").read_text())["ref"] == ""
     assert (out / "model.safetensors").read_bytes() == (out / "round-2" / "model.safetensors").read_bytes()
     # the rounds' prompts are disjoint (fresh prompts each round)
     seen = [{json.loads(line)["prompt"] for line in open(out / f"round-{r}" / "pairs.jsonl")} for r in (1, 2)]
@@ -64,7 +64,7 @@ def test_reference_initial_is_the_starting_model_in_every_round(tiny_model_dir, 
     out = tmp_path / "it"
     assert main(["train", "iterative-dpo", "--model", str(tiny_model_dir), "--data", str(_prompts(tmp_path)),
                  "--output", str(out), "--iterations", "2", *ARGS]) == 0
-    assert yaml.safe_load((out / "round-2" / "config.yaml").read_text())["train"]["ref"] == str(tiny_model_dir)
+    assert yaml.safe_load((out / "round-2" / "config.yaml").read_text())["ref"] == str(tiny_model_dir)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["rounds"][0]["prompts"] == 8  # prompts_per_iteration 0: every prompt every round
 

@@ -138,8 +138,8 @@ def test_paft_end_to_end_merges_both_deltas_and_resumes_between_stages(tiny_mode
         assert not s["stages"][stage]["reused"] and s["stages"][stage]["eval_end"]
     assert s["stages"]["pref"]["delta"]["l1_lambda"] == 1e-3 and s["stages"]["sft"]["delta"] is None
     import yaml
-    assert yaml.safe_load((out / "pref" / "config.yaml").read_text())["train"]["l1_delta"] == 1e-3
-    assert yaml.safe_load((out / "sft" / "config.yaml").read_text())["train"]["l1_delta"] == 0.0
+    assert yaml.safe_load((out / "pref" / "config.yaml").read_text())["l1_delta"] == 1e-3
+    assert yaml.safe_load((out / "sft" / "config.yaml").read_text())["l1_delta"] == 0.0
     assert 0 <= s["deltas"]["sft"]["sparsity"] <= 1 and s["deltas"]["pref"]["delta_l1"] > 0
     assert s["seconds"]["parallel_wall_clock"] <= s["seconds"]["sequential_total"]
     # task arithmetic by hand: theta = theta_pre + (theta_sft - theta_pre) + (theta_pref - theta_pre)

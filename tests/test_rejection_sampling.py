@@ -63,5 +63,5 @@ def test_rso_and_sdpo_recipes_end_to_end(tiny_model_dir, tmp_path):
     assert rc == 0
     import yaml
     stage2 = yaml.safe_load((tmp_path / "sdpo" / "stage-2" / "config.yaml").read_text())
-    assert stage2["train"]["ref"] == str(tmp_path / "sdpo" / "stage-1")  # reference = previous stage
+    assert stage2["ref"] == str(tmp_path / "sdpo" / "stage-1")  # reference = previous stage
     assert (tmp_path / "sdpo" / "model.safetensors").is_file()

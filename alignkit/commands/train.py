@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import textwrap
 from dataclasses import dataclass
 
 from ..config import add_dataclass_args, build_config
@@ -40,7 +41,9 @@ def train_parser(method: str | None, argv: list = ()) -> argparse.ArgumentParser
         prog=f"alignkit train {method or 'METHOD'}",
         description=("Train a model with an alignment method. Every config field is a flag "
                      "(dashes or underscores); --config FILE.yaml gives defaults; flags win."),
-        epilog=None if method else "methods: " + ", ".join(sorted(METHODS)))
+        epilog=(METHODS[method].notes or None) if method in METHODS else textwrap.fill(
+            "methods: " + ", ".join(sorted(METHODS)), 100, break_on_hyphens=False),
+        formatter_class=argparse.RawDescriptionHelpFormatter)  # the notes' own lines (a table of metrics)
     p.add_argument("method", nargs="?", help="the method (see `alignkit methods`)")
     p.add_argument("--config", metavar="FILE.yaml", help="YAML file of config fields (defaults for this run)")
     add_dataclass_args(p, TrainPaths, "input and output")
@@ -49,14 +52,14 @@ def train_parser(method: str | None, argv: list = ()) -> argparse.ArgumentParser
         m = METHODS[method]
         add_dataclass_args(p, m.config, f"{method} options ({m.paper})")
         if m.inner_feedback:  # a composite method: its inner loss's own flags
-            from ..config import read_yaml
             from ..losses.registry import get_loss
             from ..registry import inner_loss_name
+            from ..train.record import read_config_file
             known = argparse.ArgumentParser(add_help=False)
             known.add_argument("--loss")
             known.add_argument("--config")
             pre, _ = known.parse_known_args(argv)
-            yaml_dict = read_yaml(pre.config) if pre.config else {}
+            yaml_dict = read_config_file(pre.config)[1] if pre.config else {}
             inner = get_loss(inner_loss_name(m, yaml_dict, {"loss": pre.loss}), m.inner_feedback)
             taken = {a.dest for a in p._actions}
             add_dataclass_args(p, inner.config, f"--loss {inner.name} options ({inner.paper})", skip=taken)
@@ -68,15 +71,30 @@ def cmd_train(argv: list) -> int:
     method = argv[0] if argv and not argv[0].startswith("-") else None
     from ..api import run_train
     from ..registry import METHODS
+    from ..train.record import read_config_file
     if method is not None and method not in METHODS:
         raise AlignkitError(f"unknown method {method!r}; `alignkit methods` lists them")
+    # a run's own config.yaml names its method, model, data and output: `alignkit train --config
+    # RUN/config.yaml` repeats that run (flags still win; a positional method must be the file's)
+    known = argparse.ArgumentParser(add_help=False)
+    known.add_argument("--config")
+    known.add_argument("-h", "--help", action="store_true")
+    pre, _ = known.parse_known_args(argv)
+    meta = read_config_file(pre.config)[0] if pre.config and not pre.help else {}
+    if meta.get("method") and method is not None and meta["method"] != method:
+        raise AlignkitError(f"{pre.config}: its method is {meta['method']!r}, not {method!r}; drop the method "
+                            "to repeat that run, or use a config file without `method:`")
+    method = method or meta.get("method")
+    if method is not None and method not in METHODS:
+        raise AlignkitError(f"{pre.config}: unknown method {method!r}; `alignkit methods` lists them")
     p = train_parser(method, argv)
     args = p.parse_args(argv)
     if method is None:
         p.print_help()
         return 2
     path_fields = ("model", "data", "output")
-    paths = build_config(TrainPaths, {k: getattr(args, k) for k in path_fields}, where=f"alignkit train {method}")
+    given = {k: getattr(args, k) or meta.get(k) for k in path_fields}
+    paths = build_config(TrainPaths, given, where=f"alignkit train {method}")
     fixed = {"method", "config", *path_fields}
     overrides = {k: v for k, v in vars(args).items() if k not in fixed and v is not None}
     summary = run_train(method, paths.model, paths.data or None, paths.output, overrides, args.config)

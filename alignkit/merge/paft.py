@@ -33,6 +33,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import option
 from ..errors import ConfigError
 from ..method import Method
 from ..train.run import Job, load_split
@@ -45,16 +46,16 @@ class PAFTConfig:
     loss: str = "dpo"  # the preference run's pairwise loss (its own flags follow, e.g. --beta)
     sft_data: str = ""  # demonstrations file of the SFT run (required; .jsonl/.json/.parquet/.csv)
     sft_eval_data: str = ""  # held-out demonstrations for the SFT run; "" = split eval_fraction off sft_data
-    sft_learning_rate: float = 0.0  # the SFT run's peak learning rate; 0 = --learning-rate
-    sft_epochs: float = 0.0  # the SFT run's passes over sft_data; 0 = --epochs
-    sft_l1_delta: float = 0.0  # lambda of the L1 penalty on the SFT run's delta from the base (the paper's place for it, sec. 3.3); 0 = off
-    pref_l1_delta: float = 0.0  # lambda of the L1 penalty on the preference run's delta from the base; 0 = off
-    merge: str = "ties"  # how the two deltas are merged onto the base: task_arithmetic | ties | dare_ties | dare_linear | linear
-    sft_weight: float = 1.0  # the SFT delta's weight in the merge
-    pref_weight: float = 1.0  # the preference delta's weight in the merge
-    merge_scale: float = 1.0  # lambda multiplying the merged delta (all merges but linear, where it must be 1)
-    density: float = 0.5  # ties, dare_ties: share of each delta tensor kept, largest |value| first (1 = no trim)
-    drop_rate: float = 0.5  # dare_*: probability of dropping each delta entry (survivors scaled by 1/(1-p))
+    sft_learning_rate: float = option(0.0, ge=0)  # the SFT run's peak learning rate; 0 = --learning-rate
+    sft_epochs: float = option(0.0, ge=0)  # the SFT run's passes over sft_data; 0 = --epochs
+    sft_l1_delta: float = option(0.0, ge=0)  # lambda of the L1 penalty on the SFT run's delta from the base (the paper's place for it, sec. 3.3); 0 = off
+    pref_l1_delta: float = option(0.0, ge=0)  # lambda of the L1 penalty on the preference run's delta from the base; 0 = off
+    merge: str = option("ties", choices=MERGE_METHODS)  # how the two deltas are merged onto the base: task_arithmetic | ties | dare_ties | dare_linear | linear
+    sft_weight: float = option(1.0, ge=0)  # the SFT delta's weight in the merge
+    pref_weight: float = option(1.0, ge=0)  # the preference delta's weight in the merge
+    merge_scale: float = option(1.0, gt=0)  # lambda multiplying the merged delta (all merges but linear, where it must be 1)
+    density: float = option(0.5, gt=0, le=1)  # ties, dare_ties: share of each delta tensor kept, largest |value| first (1 = no trim)
+    drop_rate: float = option(0.5, ge=0, lt=1)  # dare_*: probability of dropping each delta entry (survivors scaled by 1/(1-p))
 
     def __post_init__(self):
         if self.merge not in MERGE_METHODS:
@@ -79,13 +80,14 @@ def _finished(folder: Path) -> dict | None:
     return None if s.get("interrupted") else s
 
 
-def _stage(name: str, folder: Path, resume: bool, train, log) -> tuple:
-    """-> (summary, seconds, reused): reuse a finished stage under --resume, else train it."""
+def _stage(name: str, folder: Path, cfg, train, log) -> tuple:
+    """-> (summary, seconds, reused): reuse a finished stage under --resume, retrain it under
+    --overwrite, else train it."""
     done = _finished(folder)
-    if done is not None:
-        if not resume:
-            raise ConfigError(f"{folder} holds a finished {name} run; pass --resume to reuse it, "
-                              "or choose another --output")
+    if done is not None and not cfg.overwrite:
+        if not cfg.resume:
+            raise ConfigError(f"{folder} holds a finished {name} run; pass --resume to reuse it, --overwrite "
+                              "to retrain it, or choose another --output")
         log(f"paft: reusing the finished {name} run in {folder}")
         return done, done.get("paft_seconds", 0.0), True
     t = time.time()
@@ -147,7 +149,7 @@ def run_paft(job: Job) -> dict:
 
     stages = {}
     for name, folder, train in (("sft", sft_dir, train_sft), ("pref", pref_dir, train_pref)):
-        s, seconds, reused = _stage(name, folder, cfg.resume, train, log)
+        s, seconds, reused = _stage(name, folder, cfg, train, log)
         if s.get("interrupted"):
             return {**s, "stage": name}
         stages[name] = {"seconds": seconds, "reused": reused, "steps": s.get("steps"),

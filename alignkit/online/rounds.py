@@ -7,7 +7,7 @@ iterative-dpo, dno, self-rewarding and iterative-cringe are recipes (alignkit/on
 
 One round t (1-based), from the current policy pi_{t-1} (round-{t-1}/, or the starting model):
 1. prompts: the next `prompts_per_iteration` of a seeded shuffle of the training prompts (all when 0);
-2. K answers per prompt from pi_{t-1} at `sample_temperature` (plus a recipe's extra candidates);
+2. K answers per prompt from pi_{t-1} at `temperature` (plus a recipe's extra candidates);
 3. the recipe's judge scores them (a pairwise-only judge: each answer's mean P(win) against the others);
    with --eval-judge, the agreement of the judge's orderings with that judge's (pairs both order strictly);
 4. the recipe turns each prompt's judged answers into records (round-T/pairs.jsonl), trains its loss on
@@ -26,6 +26,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import option
 from ..data.convert import write_jsonl
 from ..errors import ConfigError
 from ..train.run import Job, load_split
@@ -35,20 +36,20 @@ from .stopping import decide, describe, parse_stop_when
 @dataclass(frozen=True)
 class RoundsConfig:
     loss: str = "dpo"  # the loss each round trains (its own flags follow, e.g. --beta)
-    iterations: int = 3  # rounds of sample -> judge -> train (the most a run does; --stop-when may stop it earlier)
-    prompts_per_iteration: int = 0  # fresh prompts each round (a seeded shuffle of the data); 0 = every prompt every round
-    samples_per_prompt: int = 4  # K responses per prompt from the current policy
-    sample_temperature: float = 1.0  # sampling temperature of the responses
-    max_new_tokens: int = 64  # longest response in tokens
-    reference: str = "initial"  # initial | previous: round t's reference (initial: Xiong et al.; previous: Yuan et al., Rosset et al.)
-    min_gap: float = 0.0  # keep a prompt only if its best and worst scores differ by at least this (large-margin pairs)
+    iterations: int = option(3, ge=1)  # rounds of sample -> judge -> train (the most a run does; --stop-when may stop it earlier)
+    prompts_per_iteration: int = option(0, ge=0)  # fresh prompts each round (a seeded shuffle of the data); 0 = every prompt every round
+    samples_per_prompt: int = option(4, ge=1)  # K responses per prompt from the current policy
+    temperature: float = option(1.0, ge=0, aliases=("sample_temperature",))  # sampling temperature of the responses
+    max_new_tokens: int = option(64, ge=1)  # longest response in tokens
+    reference: str = option("initial", choices=("initial", "previous"))  # initial | previous: round t's reference (initial: Xiong et al.; previous: Yuan et al., Rosset et al.)
+    min_gap: float = option(0.0, ge=0)  # keep a prompt only if its best and worst scores differ by at least this (large-margin pairs)
     stop_when: str = ""  # stop rules, any of which ends the run after a round: winrate[:T], kl:B, plateau[:EPS[:N]], max:N, comma-separated (alignkit/online/stopping.py)
     stop_judge: str = ""  # judge of the winrate rule's held-out comparisons ("" = the run's judge), any judge spec
     eval_judge: str = ""  # a judge reported every round but never trained on (e.g. truth: r* on the bundled task): held-out reward and win rate vs the previous round, and its agreement with the run's judge
-    heldout_prompts: int = 64  # held-out prompts for the stop rules and --eval-judge (one answer each per round)
+    heldout_prompts: int = option(64, ge=0)  # held-out prompts for the stop rules and --eval-judge (one answer each per round)
     heldout_data: str = ""  # file of held-out prompts; "" = the task's held-out split without --data, else the last heldout_prompts of --data (then not trained on)
-    stop_confidence: float = 0.95  # two-sided confidence of the winrate rule's interval
-    stop_keep: str = "previous"  # previous | last: the result when a rule other than max stops the run (previous = the last round that passed)
+    stop_confidence: float = option(0.95, gt=0, lt=1)  # two-sided confidence of the winrate rule's interval
+    stop_keep: str = option("previous", choices=("previous", "last"))  # previous | last: the result when a rule other than max stops the run (previous = the last round that passed)
     # --resume reuses the rounds an interrupted run finished (their round.json) and restarts the one it was in
 
 
@@ -97,7 +98,7 @@ class Recipe:
 
     def empty_message(self, t: int) -> str:
         return (f"round {t}: no prompt's samples differ enough under the judge (ties, or gaps below min_gap); raise "
-                "samples_per_prompt or sample_temperature, or lower min_gap")
+                "--samples-per-prompt or --temperature, or lower --min-gap")
 
 
 def judge_scores(judge, groups: list) -> list:
@@ -257,7 +258,8 @@ def run_rounds(job: Job, recipe: Recipe) -> dict:
         if not records:
             raise ConfigError(recipe.empty_message(t))
         write_jsonl(records, rdir / recipe.data_file)  # TRL format, as `world export` writes
-        round_cfg = dataclasses.replace(cfg, ref_cache="memory", resume=False)
+        # a round without round.json is (re)trained whole: what an earlier attempt left in its folder goes
+        round_cfg = dataclasses.replace(cfg, ref_cache="memory", resume=False, overwrite=True)
         start = recipe.before_training(t, current, rdir, judge, round_cfg)
         recipe.release()
         # the policy before its first step is the reference when they are the same model: no second copy
@@ -313,6 +315,6 @@ def sample_answers(policy: str, batch: list, k: int, mc, seed: int, trust_remote
     model = load_causal_lm(policy, "fp32", trust_remote_code)
     tok = load_tokenizer(policy, trust_remote_code)
     texts = generate_texts(model, tok, flat, SamplingConfig(max_new_tokens=mc.max_new_tokens,
-                                                            temperature=mc.sample_temperature), seed=seed)
+                                                            temperature=mc.temperature), seed=seed)
     del model
     return texts

@@ -10,6 +10,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import option
 from ..data.convert import write_jsonl
 from ..data.records import Pairwise
 from ..errors import ConfigError
@@ -21,12 +22,12 @@ from .rejection_sampling import rejection_sample, tournament_pairs
 class RSORecipeConfig:
     reward: str = ""  # judge spec that scores candidates (e.g. rm:DIR, rule:NAME, truth); required
     loss: str = "rso-norm"  # the pairwise loss trained on the sampled pairs (its own flags follow; default RSO's)
-    num_candidates: int = 16  # N responses sampled per prompt from the SFT policy (paper: 64)
-    num_accepted: int = 8  # m responses kept by rejection sampling (paper: 8)
-    rs_beta: float = 0.5  # rejection-sampling temperature: inf = uniform, 0 = best-of-N (paper: 0.5)
-    sample_temperature: float = 0.7  # sampling temperature of the candidates (paper: 0.7)
-    max_new_tokens: int = 64  # longest candidate in tokens
-    max_prompts: int = 0  # use the first N prompts; 0 = all
+    samples_per_prompt: int = option(16, ge=1, aliases=("num_candidates",))  # N responses sampled per prompt from the SFT policy (paper: 64)
+    num_accepted: int = option(8, ge=1)  # m responses kept by rejection sampling (paper: 8)
+    rs_beta: float = option(0.5, ge=0)  # rejection-sampling temperature: inf = uniform, 0 = best-of-N (paper: 0.5)
+    temperature: float = option(0.7, ge=0, aliases=("sample_temperature",))  # sampling temperature of the candidates (paper: 0.7)
+    max_new_tokens: int = option(64, ge=1)  # longest candidate in tokens
+    max_prompts: int = option(0, ge=0)  # use the first N prompts; 0 = all
 
 
 def run_rso(job: Job) -> dict:
@@ -47,15 +48,15 @@ def run_rso(job: Job) -> dict:
         prompts = prompts[: rcfg.max_prompts]
     model = load_causal_lm(job.model, "fp32", cfg.trust_remote_code)
     tok = load_tokenizer(job.model, cfg.trust_remote_code)
-    flat = [p for p in prompts for _ in range(rcfg.num_candidates)]
-    log(f"rso: sampling {len(flat)} candidates ({rcfg.num_candidates} per prompt)")
+    flat = [p for p in prompts for _ in range(rcfg.samples_per_prompt)]
+    log(f"rso: sampling {len(flat)} candidates ({rcfg.samples_per_prompt} per prompt)")
     texts = generate_texts(model, tok, flat, SamplingConfig(max_new_tokens=rcfg.max_new_tokens,
-                                                            temperature=rcfg.sample_temperature), seed=cfg.seed)
+                                                            temperature=rcfg.temperature), seed=cfg.seed)
     del model
     rng = random.Random(cfg.seed)
     pairs, accepted_reward, all_reward = [], [], []
     for i, prompt in enumerate(prompts):
-        cands = texts[i * rcfg.num_candidates:(i + 1) * rcfg.num_candidates]
+        cands = texts[i * rcfg.samples_per_prompt:(i + 1) * rcfg.samples_per_prompt]
         rewards = judge.score([prompt] * len(cands), cands)
         keep = rejection_sample(rewards, rcfg.num_accepted, rcfg.rs_beta, rng)
         all_reward += rewards
@@ -67,10 +68,10 @@ def run_rso(job: Job) -> dict:
              "mean_reward_accepted": sum(accepted_reward) / max(len(accepted_reward), 1)}
     log(f"rso: {stats}")
     if not pairs:
-        raise ConfigError("rso: the judge ranked no pair (all candidates tied); raise num_candidates or temperature")
+        raise ConfigError("rso: the judge ranked no pair (all candidates tied); raise --samples-per-prompt or --temperature")
     write_jsonl(pairs, Path(job.output) / "rso_pairs.jsonl")
     train, ev = load_split(pairs, cfg, "pairwise", log)
-    summary = train_offline(spec, loss_cfg, cfg, job.model, train, ev, job.output, log)
+    summary = train_offline(spec, loss_cfg, cfg, job.model, train, ev, job.output, log, record=job.record())
     summary["rso"] = stats
     (Path(job.output) / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary

@@ -10,6 +10,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import option
 from ..errors import ConfigError
 from ..train.run import Job, load_split
 
@@ -17,8 +18,8 @@ from ..train.run import Job, load_split
 @dataclass(frozen=True)
 class SDPOConfig:
     loss: str = "dpo"  # the pairwise loss of every stage (its own flags follow, e.g. --beta)
-    stages: int = 2  # number of data chunks, used one after another (paper: 2, easy to hard)
-    order: str = "as_is"  # as_is | random: chunk the data in file order (pre-sort it easy->hard) or shuffled
+    stages: int = option(2, ge=1)  # number of data chunks, used one after another (paper: 2, easy to hard)
+    order: str = option("as_is", choices=("as_is", "random"))  # as_is | random: chunk the data in file order (pre-sort it easy->hard) or shuffled
 
     def __post_init__(self):
         if self.stages < 1:
@@ -45,7 +46,7 @@ def run_sdpo(job: Job) -> dict:
     for t, chunk in enumerate(chunks, 1):
         stage_dir = out / f"stage-{t}"
         log(f"sdpo stage {t}/{scfg.stages}: {len(chunk)} pairs, reference = {current}")
-        stage_cfg = dataclasses.replace(cfg, ref=current, ref_cache="memory", resume=False)
+        stage_cfg = dataclasses.replace(cfg, ref=current, ref_cache="memory", resume=False, overwrite=True)
         s = train_offline(spec, loss_cfg, stage_cfg, current, chunk, ev, str(stage_dir), log)
         stages.append({"stage": t, "pairs": len(chunk), "eval_start": s["eval_start"], "eval_end": s["eval_end"]})
         current = str(stage_dir)

@@ -7,37 +7,31 @@ Its per-token terms beta * (log pi(y_t|x, y<t) - log pi_ref(y_t|x, y<t)) are the
 "From r to Q*" (Rafailov et al. 2024, arXiv 2404.12358, sec. 4): `token_rewards`.
 
 The reference and beta default to what the policy was trained with: `alignkit train` writes them into
-the policy folder's config.yaml (train.ref, or the starting model when no --ref was given; loss.beta).
+the policy folder's config.yaml (`ref`, or the starting `model` when no --ref was given; `beta`).
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import torch
-import yaml
 
 from ..data.tokenize import Encoder, trained_max_length
 from ..errors import ConfigError
 from ..models.loading import load_causal_lm, load_tokenizer
 from ..train.forward import collate, sequence_logps
+from ..train.record import read_run_config
 from .judge import Judge
 from .scoring import encode_for_scoring, length_batches
 
 
 def training_config(policy_dir: str) -> dict:
-    f = Path(policy_dir) / "config.yaml"
-    if not f.is_file():
-        return {}
-    try:
-        return yaml.safe_load(f.read_text()) or {}
-    except yaml.YAMLError:
-        return {}
+    """The policy's run config (its config.yaml, flat keys; an older nested one flattened), {} if none."""
+    return read_run_config(policy_dir)
 
 
 def default_reference(policy_dir: str) -> str:
     """The model the policy was trained against, from its config.yaml."""
     cfg = training_config(policy_dir)
-    ref = (cfg.get("train") or {}).get("ref") or cfg.get("model")
+    ref = cfg.get("ref") or cfg.get("model")
     if not ref:
         raise ConfigError(f"{policy_dir}: no reference model given and no config.yaml naming one; "
                           "pass the reference folder (implicit:POLICY_DIR,REF_DIR or --ref DIR)")
@@ -45,7 +39,7 @@ def default_reference(policy_dir: str) -> str:
 
 
 def default_beta(policy_dir: str, fallback: float = 0.1) -> float:
-    beta = (training_config(policy_dir).get("loss") or {}).get("beta")
+    beta = training_config(policy_dir).get("beta")
     return float(beta) if isinstance(beta, (int, float)) else fallback
 
 
@@ -66,8 +60,8 @@ class ImplicitRewardJudge(Judge):
         self.ref.to(device)
         self.device = device
         self.tok = load_tokenizer(policy_dir)
-        train = training_config(policy_dir).get("train") or {}
-        self.encoder = Encoder(self.tok, *trained_max_length(max_length, train, self.policy.config))
+        self.encoder = Encoder(self.tok, *trained_max_length(max_length, training_config(policy_dir),
+                                                             self.policy.config))
         self.batch_size = batch_size
         self.name = f"implicit:{policy_dir}"
 

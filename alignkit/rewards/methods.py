@@ -14,7 +14,7 @@ def _runner(task_cls):
     def run(job: Job) -> dict:
         task = task_cls(job.method_cfg)
         train, ev = load_split(job.data, job.cfg, task.shape.feedback, job.log)
-        return train_reward_model(task, job.cfg, job.model, train, ev, job.output, job.log)
+        return train_reward_model(task, job.cfg, job.model, train, ev, job.output, job.log, record=job.record())
     run.__name__ = f"run_{task_cls.name.replace('-', '_')}"
     return run
 

@@ -255,6 +255,6 @@ def token_views(model: str, data: str, ref: str | None = None, beta: float | Non
     policy.to(device)
     reference.to(device)
     tok = load_tokenizer(model)
-    train = training_config(model).get("train") or {}
+    train = training_config(model)
     encoder = Encoder(tok, *trained_max_length(max_length, train, policy.config, log=log))
     return compute_views(policy, reference, tok, encoder, records, beta), beta, ref_dir

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import torch
 
-from ..config import to_dict
+from ..config import option, to_dict
 from ..data.records import Listwise, Pairwise, Scored
 from ..data.tokenize import Encoder, is_conversational, use_chat_template
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..models.loading import unwrap
 from ..train.config import TrainConfig
 from ..train.forward import collate
@@ -36,7 +36,7 @@ from .model import RewardModel, apply_lora_seq_cls, load_reward_model, save_rewa
 @dataclass(frozen=True)
 class RMConfig:
     margin: bool = False  # subtract each pair's margin (the data's `margin` field, e.g. Llama 2's rating gap) inside the sigmoid
-    center_coef: float = 0.0  # eta of the centring term eta*(r_w + r_l)^2 that keeps rewards near 0 (TRL suggests 0.01)
+    center_coef: float = option(0.0, ge=0)  # eta of the centring term eta*(r_w + r_l)^2 that keeps rewards near 0 (TRL suggests 0.01)
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class PointwiseRMConfig:
 
 @dataclass(frozen=True)
 class ListwiseRMConfig:
-    max_list: int = 0  # score at most this many responses per list (best, worst and evenly spaced ranks); 0 = all
+    max_list: int = option(0, ge=0)  # score at most this many responses per list (best, worst and evenly spaced ranks); 0 = all
 
 
 # --- tasks: a feedback shape (which sequences a record contributes) + a reward-model loss ------------
@@ -155,10 +155,14 @@ def _fmt(m: dict) -> str:
 
 
 def train_reward_model(task, cfg: TrainConfig, model_path: str, train_records: list, eval_records: list,
-                       output: str, log=print) -> dict:
-    """Train a reward model from `model_path` on records; save it (HF format) in `output`."""
+                       output: str, log=print, record: dict | None = None) -> dict:
+    """Train a reward model from `model_path` on records; save it (HF format) in `output`. `record`:
+    the job's config.yaml (Job.record)."""
     _check_records(train_records + eval_records, task.record_type, task.name)
-    run = Run(cfg, output, log)  # seeds torch: the new head's initialisation
+    if cfg.load_in_4bit:
+        raise ConfigError("--load-in-4bit is for policies (offline and RL trainers); a reward model trains its "
+                          "head in full precision: use --lora-r alone")
+    run = Run(cfg, output, log, record=record)  # seeds torch: the new head's initialisation
     acc, log = run.acc, run.log
 
     hf, tok = load_reward_model(model_path, "fp32", cfg.trust_remote_code)

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..config import to_dict
+from ..config import option, to_dict
 from ..losses.base import LossOutput
 from ..train.run import Job, Run
 
@@ -44,29 +44,19 @@ from ..train.run import Job, Run
 class NashMDConfig:
     reward: str = ""  # the preference model: any judge spec, P(y > y') = its compare (a scoring judge: sigma(s_y - s_y')); required
     eval_reward: str = ""  # scoring judge reported as true_reward at evaluation; "" = the prompt source's (truth on the bundled task)
-    beta: float = 0.1  # tau: weight of the KL(pi || pi_ref) term (TRL's beta)
-    mixture_coef: float = 0.5  # b: y' is sampled from pi^(1-b) * pi_ref^b, token by token (TRL: 0.5; 0 = self-play against pi)
-    iterations: int = 0  # rollout-and-update rounds (one optimizer step each); 0 = --max-steps if set, else --epochs over the prompts
-    prompts_per_step: int = 8  # prompts per iteration
-    num_samples: int = 1  # pairs (y ~ pi, y' ~ pi_mix) per prompt
-    temperature: float = 1.0  # sampling temperature of y, y' and evaluation (log-probs are always at 1)
-    top_p: float = 1.0  # nucleus sampling mass
-    max_new_tokens: int = 64  # longest completion
-    generation_batch_size: int = 64  # prompts per generate call
+    beta: float = option(0.1, ge=0)  # tau: weight of the KL(pi || pi_ref) term (TRL's beta)
+    mixture_coef: float = option(0.5, ge=0, le=1)  # b: y' is sampled from pi^(1-b) * pi_ref^b, token by token (TRL: 0.5; 0 = self-play against pi)
+    iterations: int = option(0, ge=0)  # rollout-and-update rounds (one optimizer step each); 0 = --max-steps if set, else --epochs over the prompts
+    prompts_per_step: int = option(8, ge=1)  # prompts per iteration
+    samples_per_prompt: int = option(1, ge=1, aliases=("num_samples",))  # pairs (y ~ pi, y' ~ pi_mix) per prompt
+    temperature: float = option(1.0, gt=0)  # sampling temperature of y, y' and evaluation (log-probs are always at 1)
+    top_p: float = option(1.0, gt=0, le=1)  # nucleus sampling mass
+    max_new_tokens: int = option(64, ge=1)  # longest completion
+    generation_batch_size: int = option(64, ge=1)  # prompts per generate call
     share_prompts: bool = True  # score and update each prompt once for its samples (packed rows)
-    eval_samples: int = 4  # completions per held-out prompt at evaluation (policy and reference each)
-    max_prompts: int = 0  # use only the first N prompts; 0 = all (bundled task without --data: 1000)
+    eval_samples: int = option(4, ge=1)  # completions per held-out prompt at evaluation (policy and reference each)
+    max_prompts: int = option(0, ge=0)  # use only the first N prompts; 0 = all (bundled task without --data: 1000)
 
-    def __post_init__(self):  # a ValueError here becomes a one-line ConfigError
-        if self.beta < 0:
-            raise ValueError(f"beta must be >= 0, got {self.beta}")
-        if not 0.0 <= self.mixture_coef <= 1.0:
-            raise ValueError(f"mixture_coef must be in [0, 1], got {self.mixture_coef}")
-        if self.temperature <= 0 or not 0 < self.top_p <= 1:
-            raise ValueError("temperature must be > 0 and top_p in (0, 1] (the update is on-policy REINFORCE)")
-        for name in ("prompts_per_step", "num_samples", "max_new_tokens", "generation_batch_size", "eval_samples"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
 
 def nash_md_loss(logps: torch.Tensor, ref_logps: torch.Tensor, mask: torch.Tensor, preference: torch.Tensor,
@@ -160,7 +150,7 @@ def run_nash_md(job: Job) -> dict:
     from .forward import token_forward
     from .trainer import start_online
     cfg, mcfg, model_path, data = job.cfg, job.method_cfg, job.model, job.data
-    run = Run(cfg, job.output, job.log)
+    run = Run(cfg, job.output, job.log, record=job.record())
     acc, log, out = run.acc, run.log, run.out
     st = start_online(run, mcfg, model_path, data)  # the reference: the adapter-disabled policy or a frozen copy
     judge, true_judge, model, tok, reference = st.judge, st.true_judge, st.model, st.tok, st.reference
@@ -200,7 +190,7 @@ def run_nash_md(job: Job) -> dict:
     last = {}
     while iteration < iterations:
         idx = micro_batch_indices(iteration, len(train_prompts), mcfg.prompts_per_step, world, rank, cfg.seed)
-        k = mcfg.num_samples
+        k = mcfg.samples_per_prompt
         flat_ids = [train_ids[i] for i in idx for _ in range(k)]
         flat = [train_prompts[i] for i in idx for _ in range(k)]
         t0 = time.time()

@@ -6,7 +6,7 @@ the KL when the method puts it in the loss), and two capability flags (a value f
 baseline). Nothing here branches on a method's name.
 
 Each iteration: take `prompts_per_step` prompts (a seeded pass over the data, a pure function of
-the iteration, so --resume sees the same prompts), sample `num_samples` completions for each, score
+the iteration, so --resume sees the same prompts), sample `samples_per_prompt` completions for each, score
 them, compute advantages once, then run `ppo_epochs` passes over the batch, each split into
 `num_minibatches` optimizer steps of micro-batches of `batch_size` rows on the Engine. One row of
 metrics.jsonl per iteration (`step` = iteration); a reward-vs-KL plot beside it at the end.
@@ -28,12 +28,14 @@ from ..errors import ConfigError
 from ..models.loading import load_causal_lm, load_tokenizer, save_model, unwrap
 from ..train.config import TrainConfig
 from ..train.forward import collate
+from ..train.precision import quantization_config
 from ..train.run import Run
 from ..train.steps import evaluate_and_log, micro_batch_indices
 from .evaluate import evaluate_heldout, rollout_stats
 from .forward import token_forward
 from .judges import judge_for
 from .kl import ESTIMATORS, sequence_kl
+from .logs import CompletionLog
 from .plots import plot_reward_vs_kl
 from .policy_losses import AdaptiveKLController, FixedKLController
 from .rollout import _place, collect_rollout, make_generator, packs
@@ -81,14 +83,15 @@ def read_prompt_data(data, cfg: TrainConfig, mcfg, log) -> tuple:
 
 
 def _check(method: RLMethod, mcfg):
-    if mcfg.num_samples < method.min_samples:
-        raise ConfigError(f"{method.name} needs num_samples >= {method.min_samples} (got {mcfg.num_samples})")
+    if mcfg.samples_per_prompt < method.min_samples:
+        raise ConfigError(f"{method.name} needs --samples-per-prompt >= {method.min_samples} "
+                          f"(got {mcfg.samples_per_prompt})")
     if mcfg.kl_estimator not in ESTIMATORS:
-        raise ConfigError(f"kl_estimator must be one of {', '.join(ESTIMATORS)}, not {mcfg.kl_estimator!r}")
+        raise ConfigError(f"--kl-estimator must be one of {', '.join(ESTIMATORS)}, got {mcfg.kl_estimator!r}")
     if mcfg.ppo_epochs < 1 or mcfg.num_minibatches < 1 or mcfg.prompts_per_step < 1:
-        raise ConfigError("ppo_epochs, num_minibatches and prompts_per_step must be >= 1")
-    if mcfg.prompts_per_step * mcfg.num_samples < mcfg.num_minibatches:
-        raise ConfigError("num_minibatches exceeds the rollout batch (prompts_per_step x num_samples)")
+        raise ConfigError("--ppo-epochs, --num-minibatches and --prompts-per-step must be >= 1")
+    if mcfg.prompts_per_step * mcfg.samples_per_prompt < mcfg.num_minibatches:
+        raise ConfigError("--num-minibatches exceeds the rollout batch (--prompts-per-step x --samples-per-prompt)")
 
 
 class RLObjective:
@@ -174,13 +177,17 @@ def start_online(run: Run, mcfg, model_path: str, data, judge=None, reference_fr
     true_judge = judge_for(eval_spec) if eval_spec else None
     train_prompts, eval_prompts = read_prompt_data(data, cfg, mcfg, log)
 
-    model = load_causal_lm(model_path, "fp32", cfg.trust_remote_code)
+    if cfg.gradient_checkpointing:  # transformers checkpoints only modules in training mode
+        raise ConfigError("--gradient-checkpointing is for the offline and reward-model trainers: RL keeps its "
+                          "policy in eval mode (no dropout), where transformers does not checkpoint")
+    model = load_causal_lm(model_path, "fp32", cfg.trust_remote_code, quantization=quantization_config(cfg))
     tok = load_tokenizer(model_path, cfg.trust_remote_code)
     note = use_chat_template(tok, cfg.chat_template, is_conversational(train_prompts + eval_prompts))
     if note:
         log(f"note: {note}")
     model = run.lora(model)
-    model.to(acc.device)
+    if not cfg.load_in_4bit:  # a 4-bit model loads onto its CUDA device
+        model.to(acc.device)
     model.eval()  # dropout off for the whole run (it biases the log-prob ratios; Huang et al. 2024, arXiv 2403.17031); gradients still flow
     encoder = Encoder(tok, cfg.max_length, cfg.max_prompt_length or None)
     budget = max(1, cfg.max_length - mcfg.max_new_tokens)
@@ -201,11 +208,11 @@ def start_online(run: Run, mcfg, model_path: str, data, judge=None, reference_fr
 
 
 def train_rl(method: RLMethod, cfg: TrainConfig, mcfg, model_path: str, data, output: str, log=print,
-             judge=None) -> dict:
+             judge=None, record: dict | None = None) -> dict:
     """Train `model_path` online with `method`; save an HF model, metrics.jsonl and reward_vs_kl.png
     in `output`. `judge` (a Judge) overrides mcfg.reward (the Python API's way to pass any scorer)."""
     _check(method, mcfg)
-    run = Run(cfg, output, log)
+    run = Run(cfg, output, log, record=record)  # record: the job's config.yaml (Job.record)
     acc, log, out = run.acc, run.log, run.out
     st = start_online(run, mcfg, model_path, data, judge, reference_free=mcfg.reference_free)
     judge, true_judge, model, tok, reference, encoder = st.judge, st.true_judge, st.model, st.tok, st.reference, st.encoder
@@ -257,6 +264,8 @@ def train_rl(method: RLMethod, cfg: TrainConfig, mcfg, model_path: str, data, ou
     # no-grad policy pass; the update's own forward gives them (it runs before the weights move)
     lazy_old = (mcfg.ppo_epochs == 1 and mcfg.num_minibatches == 1 and not method.needs_value
                 and (method.kl_in_loss or reference is None))
+    completions = CompletionLog(out, mcfg.log_completions_every, iteration, log, acc.is_main_process)
+    loop_t0, loop_start = time.time(), iteration
     while iteration < iterations:
         idx = micro_batch_indices(iteration, len(train_prompts), mcfg.prompts_per_step, world, rank, cfg.seed)
         t0 = time.time()
@@ -295,7 +304,9 @@ def train_rl(method: RLMethod, cfg: TrainConfig, mcfg, model_path: str, data, ou
         last = {**row, **_mean_metrics(step_rows), "time/rollout": t1 - t0, "time/update": time.time() - t1}
         if iteration % cfg.log_every == 0 or iteration == iterations:
             mlog.write(iteration, "train", last)
-        log(f"iteration {iteration}/{iterations}: {_fmt(last)}")
+        log(f"iteration {iteration}/{iterations} ({_eta(loop_t0, iteration - loop_start, iterations - iteration)}): "
+            f"{_fmt(last)}")
+        completions.write(iteration, ro.prompts, ro.texts, ro.judge_scores.tolist())
         if cfg.eval_every and iteration % cfg.eval_every == 0 and iteration < iterations and eval_prompts:
             evaluate_and_log(iteration, evaluate, mlog, log, _fmt, unit="iteration")
         if (cfg.save_every and iteration % cfg.save_every == 0) or engine.stop_requested:
@@ -320,6 +331,13 @@ def train_rl(method: RLMethod, cfg: TrainConfig, mcfg, model_path: str, data, ou
                       str(out / "value.safetensors"))
         summary["plot"] = str(plot_reward_vs_kl(out / "metrics.jsonl", out / "reward_vs_kl.png", method.name))
     return run.finish(summary, save)
+
+
+def _eta(t0: float, done: int, left: int) -> str:
+    """'elapsed H:MM:SS, ETA H:MM:SS' of a loop that did `done` iterations since t0 and has `left` to go."""
+    from ..train.progress import clock
+    spent = time.time() - t0
+    return f"elapsed {clock(spent)}, ETA {clock(spent / done * left) if done else '?'}"
 
 
 def _fmt(m: dict, keys=("reward", "true_reward", "kl", "length/mean", "eos_rate", "loss")) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from ..config import option
 from ..data.convert import write_jsonl
 from ..models.generate import SamplingConfig
 from ..models.threads import set_threads
@@ -34,16 +35,16 @@ from .prompts import as_chat, sample_prompts
 
 @dataclass(frozen=True)
 class QuickstartConfig:
-    train_prompts: int = 600  # training-split prompts to sample responses for
-    samples_per_prompt: int = 4  # K responses per prompt; the labeler's best-vs-worst pair is kept
-    max_new_tokens: int = 48  # longest sampled response
-    labeler_temperature: float = 0.3  # Bradley-Terry temperature of the simulated labeler
-    labeler_noise: float = 0.0  # label flip rate
-    beta: float = 0.3  # DPO beta (0.1 with this learning rate over-optimises the tiny model: KL ~ 10, broken text)
-    learning_rate: float = 2e-4  # DPO learning rate (cosine schedule)
-    epochs: float = 2.0  # DPO passes over the pairs
-    batch_size: int = 16  # pairs per optimizer step
-    eval_prompts: int = 400  # held-out prompts for the before/after evaluation
+    train_prompts: int = option(600, ge=1)  # training-split prompts to sample responses for
+    samples_per_prompt: int = option(4, ge=2)  # K responses per prompt; the labeler's best-vs-worst pair is kept
+    max_new_tokens: int = option(48, ge=1)  # longest sampled response
+    labeler_temperature: float = option(0.3, ge=0)  # Bradley-Terry temperature of the simulated labeler
+    labeler_noise: float = option(0.0, ge=0, le=1)  # label flip rate
+    beta: float = option(0.3, gt=0)  # DPO beta (0.1 with this learning rate over-optimises the tiny model: KL ~ 10, broken text)
+    learning_rate: float = option(2e-4, gt=0)  # DPO learning rate (cosine schedule)
+    epochs: float = option(2.0, gt=0)  # DPO passes over the pairs
+    batch_size: int = option(16, ge=1)  # pairs per optimizer step
+    eval_prompts: int = option(400, ge=1)  # held-out prompts for the before/after evaluation
     seed: int = 0  # prompts, sampling, labels, data order
 
 
@@ -100,7 +101,8 @@ def run_quickstart(cfg: QuickstartConfig = QuickstartConfig(), world: WorldConfi
         summary = run_train("dpo", str(sft), pairs, str(out / "aligned"), overrides={
             "beta": cfg.beta, "learning_rate": cfg.learning_rate, "epochs": cfg.epochs,
             "batch_size": cfg.batch_size, "lr_scheduler": "cosine", "warmup_ratio": 0.1, "eval_fraction": 0.1,
-            "max_length": MAX_LENGTH, "seed": cfg.seed, "progress": progress}, log=lambda *a, **kw: None)
+            "max_length": MAX_LENGTH, "seed": cfg.seed, "progress": progress,
+            "overwrite": True}, log=lambda *a, **kw: None)  # the quickstart's own folder, rebuilt each time
         if summary.get("interrupted"):
             raise KeyboardInterrupt
         timings["dpo"] = time.time() - t

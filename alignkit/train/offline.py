@@ -20,6 +20,7 @@ from ..models.loading import load_causal_lm, load_tokenizer, save_model, unwrap
 from . import refcache, zero
 from .config import TrainConfig
 from .forward import collate, sequence_logps
+from .precision import quantization_config
 from .run import Job, Run, load_split
 from .shapes import shape_for
 from .sharding import is_fsdp
@@ -125,12 +126,15 @@ def evaluate(objective: OfflineObjective, examples: list, bs: int) -> dict:
 def run_offline(job: Job) -> dict:
     """The flow of every registered loss: read and split the data, then the offline loop."""
     train, ev = load_split(job.data, job.cfg, job.method.feedback, job.log)
-    return train_offline(job.method, job.method_cfg, job.cfg, job.model, train, ev, job.output, job.log)
+    return train_offline(job.method, job.method_cfg, job.cfg, job.model, train, ev, job.output, job.log,
+                         record=job.record())
 
 
 def reference_logps(spec: Method, cfg: TrainConfig, run: Run, model, model_path: str, tok, train_ex: list,
-                    eval_ex: list, resumed: bool) -> tuple:
-    """-> (cached reference log-probs or None, a live reference model or None)."""
+                    eval_ex: list, resumed: bool, total: int | None = None) -> tuple:
+    """-> (cached reference log-probs or None, a live reference model or None). Computed up front
+    (--ref-upfront, or sharded models), the cache holds the examples the run's `total` steps visit
+    and the held-out ones when the run evaluates: a 5-step smoke run computes 5 steps' worth."""
     acc = run.acc
     if not spec.reference:
         return None, None
@@ -138,7 +142,7 @@ def reference_logps(spec: Method, cfg: TrainConfig, run: Run, model, model_path:
         with whole_model_loading(acc):
             return None, (model if (cfg.lora_r > 0 and not cfg.ref) else load_causal_lm(
                 cfg.ref or model_path, "fp32", cfg.trust_remote_code).to(acc.device).eval())
-    from tqdm.auto import tqdm
+    from .progress import Progress
     ref_id = f"{cfg.ref or model_path}|lora={cfg.lora_r > 0}|{cfg.max_length}|{cfg.max_prompt_length}"
     all_ex = train_ex + eval_ex
     key = refcache.data_key(all_ex, ref_id)
@@ -161,20 +165,26 @@ def reference_logps(spec: Method, cfg: TrainConfig, run: Run, model, model_path:
             policy_is_reference=lambda: same and engine.step == 0,
             path=path if (cfg.ref_cache == "disk" and acc.is_main_process) else None, key=key,
             autocast=run.autocast), None
-    if ref_cache is None:
+    from .steps import visited_indices
+    visited = visited_indices(len(train_ex), cfg, total, acc.num_processes) if total else None
+    evaluates = bool(cfg.eval_every) or bool({"start", "end"} & set(cfg.eval_at))
+    ref_cache = ref_cache or {}  # a cache on disk may hold another run's examples (lazy, or fewer steps)
+    todo = [ex for i, ex in enumerate(train_ex) if (visited is None or i in visited) and ex.idx not in ref_cache]
+    todo_eval = [ex for ex in eval_ex if ex.idx not in ref_cache] if evaluates else []
+    if todo or todo_eval:
         # no --ref and no resume: the policy before its first step is the reference itself
         fresh = (cfg.ref or resumed) and not (cfg.lora_r > 0 and not cfg.ref)
         with whole_model_loading(acc):
             ref_model = load_causal_lm(cfg.ref or model_path, "fp32", cfg.trust_remote_code).to(
                 acc.device) if fresh else model
-        bar = tqdm(total=sum(len(e.seqs) for e in all_ex), desc="reference log-probs",
-                   disable=not (cfg.progress and acc.is_main_process), leave=False)
+        bar = Progress(sum(len(e.seqs) for e in todo + todo_eval), desc="reference log-probs", unit="sequence",
+                       enabled=cfg.progress and acc.is_main_process, leave=False)
         with run.autocast():  # --bf16: the reference under the policy's own autocast
-            ref_cache = refcache.compute_ref_logps(ref_model, train_ex, tok.pad_token_id, progress=bar)
-            if eval_ex:  # in evaluate()'s batches: the same float rounding as the policy's pass, so at
+            ref_cache.update(refcache.compute_ref_logps(ref_model, todo, tok.pad_token_id, progress=bar))
+            if todo_eval:  # in evaluate()'s batches: the same float rounding as the policy's pass, so at
                 # step 0 (policy == reference) every held-out margin is exactly 0, accuracy exactly 0.5
-                ref_cache.update(refcache.compute_ref_logps(ref_model, eval_ex, tok.pad_token_id,
-                                                            cfg.batch_size * len(eval_ex[0].seqs), bar))
+                ref_cache.update(refcache.compute_ref_logps(ref_model, todo_eval, tok.pad_token_id,
+                                                            cfg.batch_size * len(todo_eval[0].seqs), bar))
         bar.close()
         del ref_model
         if cfg.ref_cache == "disk" and acc.is_main_process:
@@ -183,20 +193,22 @@ def reference_logps(spec: Method, cfg: TrainConfig, run: Run, model, model_path:
 
 
 def train_offline(spec: Method, loss_cfg, cfg: TrainConfig, model_path: str, train_records: list,
-                  eval_records: list, output: str, log=print) -> dict:
-    """Train `model_path` with `spec`'s loss on records; save an HF model in `output`."""
+                  eval_records: list, output: str, log=print, record: dict | None = None) -> dict:
+    """Train `model_path` with `spec`'s loss on records; save an HF model in `output`. `record`: the
+    job's config.yaml (Job.record); None for a recipe's stage (its config.yaml is built here)."""
     from ..data.tokenize import Encoder, is_conversational, use_chat_template
 
-    run = Run(cfg, output, log, fsdp_ok=True)
+    run = Run(cfg, output, log, fsdp_ok=True, record=record)
     acc, log = run.acc, run.log
     with whole_model_loading(acc):  # ZeRO-3 partitions it in prepare, not at load
-        model = load_causal_lm(model_path, "fp32", cfg.trust_remote_code)  # checks the folder first
+        model = load_causal_lm(model_path, "fp32", cfg.trust_remote_code,  # checks the folder first
+                               quantization=quantization_config(cfg))  # --load-in-4bit: on its CUDA device already
     tok = load_tokenizer(model_path, cfg.trust_remote_code)
     note = use_chat_template(tok, cfg.chat_template, is_conversational(r.prompt for r in train_records + eval_records))
     if note:
         log(f"note: {note}")
     model = run.lora(model)
-    if not is_fsdp(acc):  # FSDP moves each process's shards to its device itself: no whole copy there
+    if not (is_fsdp(acc) or cfg.load_in_4bit):  # FSDP moves each process's shards to its device itself
         model.to(acc.device)
     model.train()
 
@@ -219,7 +231,7 @@ def train_offline(spec: Method, loss_cfg, cfg: TrainConfig, model_path: str, tra
 
     resume_ckpt = run.newest_checkpoint()
     ref_cache, live_ref = reference_logps(spec, cfg, run, model, model_path, tok, train_ex, eval_ex,
-                                          resume_ckpt is not None)
+                                          resume_ckpt is not None, total)
     objective = OfflineObjective(spec, loss_cfg, shape, model, tok.pad_token_id, ref_cache, live_ref, value_head)
 
     def restore(state: dict) -> int:

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import torch
-import yaml
 
 from ..config import build_config, to_dict
 from ..errors import ConfigError
@@ -31,6 +30,8 @@ from ..method import Method
 from ..models.threads import set_threads
 from .config import TrainConfig
 from .engine import Engine, MetricLog, make_accelerator
+from .precision import autocast_dtype, check_device, enable_checkpointing, mixed_precision
+from .record import check_output, run_record, stage_record, write_run_config
 
 
 @dataclass
@@ -44,6 +45,28 @@ class Job:
     output: str
     log: Callable = print
     inner: Optional[tuple] = None  # (Method, its config): a composite recipe's inner loss
+
+    recorded: dict | None = dataclasses.field(default=None, repr=False)  # record()'s result, computed once
+
+    def record(self) -> dict:
+        """The run's config.yaml (train/record.py): method, model, data, output, every setting, the
+        data's fingerprint."""
+        if self.recorded is None:
+            self.recorded = run_record(self.method.name, self.model, self.data, self.output, self.cfg,
+                                       self.method_cfg, self.inner[1] if self.inner else None)
+        return self.recorded
+
+
+def start_job(job: Job) -> dict:
+    """Before a method runs: check its output folder (train/record.py: a finished run, checkpoints or
+    unrelated files are refused unless --overwrite; --resume compares the stored config.yaml) and
+    write config.yaml there (the main process; a recipe's stages then write their own). -> the record."""
+    import os
+    rec = job.record()
+    check_output(job.output, job.cfg, rec, job.log)
+    if os.environ.get("RANK", "0") == "0":
+        write_run_config(job.output, rec)
+    return rec
 
 
 def split_layers(method_cfg_cls, yaml_dict: dict, overrides: dict, inner_cfg_cls=None) -> tuple:
@@ -122,18 +145,20 @@ def logged_eval(out: Path, step: int) -> dict:
 class Run:
     """One training run's output folder, accelerator, engine and metrics log."""
 
-    def __init__(self, cfg: TrainConfig, output: str, log=print, fsdp_ok: bool = False):
-        """Refuses to overwrite an earlier run's checkpoints unless resuming (a fresh run would delete
-        its metrics and rotate its checkpoints away), makes the accelerator, silences the log of
-        processes other than the main one, sets the thread count (--num-threads, else the cores free
-        now) and seeds torch."""
+    def __init__(self, cfg: TrainConfig, output: str, log=print, fsdp_ok: bool = False, record: dict | None = None):
+        """Checks the output folder (train/record.py: a finished run, an earlier run's checkpoints or
+        unrelated files are refused unless --overwrite; --resume compares `record`, the run's
+        config.yaml, with the stored one), makes the accelerator, silences the log of processes other
+        than the main one, sets the thread count (--num-threads, else the cores free now) and seeds
+        torch. `record`: the job's record (Job.record); None for a stage a recipe runs (its record
+        is then built from the trainer's run config)."""
         self.cfg = cfg
+        check_device(cfg)  # --dtype fp16, --load-in-4bit: CUDA only (precision.py)
         out = Path(output)
-        if not cfg.resume and Engine.newest_checkpoint(out) is not None:
-            raise ConfigError(f"{out} holds checkpoints of an earlier run ({Engine.newest_checkpoint(out).name}); "
-                              "pass --resume to continue it, or choose another --output")
-        self.bf16 = cfg.bf16 or cfg.dtype == "bf16"
-        self.acc = make_accelerator("bf16" if self.bf16 else "no", fsdp_ok=fsdp_ok, lora=cfg.lora_r > 0)
+        check_output(out, cfg, record, log)
+        self.record = record
+        self.precision = mixed_precision(cfg)
+        self.acc = make_accelerator(self.precision, fsdp_ok=fsdp_ok, lora=cfg.lora_r > 0)
         self.log = log if self.acc.is_main_process else _silent
         out.mkdir(parents=True, exist_ok=True)
         self.out = out
@@ -148,14 +173,22 @@ class Run:
 
     def autocast(self):
         """The run's mixed precision for forwards outside the prepared policy (a reference model, RL
-        sampling): bf16 autocast under --bf16, as the prepared policy's own forward; else nothing."""
-        if not self.bf16:
+        sampling): bf16 (or fp16) autocast under --dtype bf16/--bf16 (fp16), as the prepared policy's own
+        forward; else nothing."""
+        dtype = autocast_dtype(self.cfg)
+        if dtype is None:
             return nullcontext()
-        return torch.autocast(device_type=self.acc.device.type, dtype=torch.bfloat16)
+        return torch.autocast(device_type=self.acc.device.type, dtype=dtype)
 
     def lora(self, model, apply: Callable | None = None):
-        """The model with LoRA adapters when --lora-r > 0 (apply: the adapter function for this kind
-        of model; causal LMs by default)."""
+        """The model as the run trains it: with --gradient-checkpointing, activations recomputed in the
+        backward pass; with --lora-r > 0, LoRA adapters (apply: the adapter function for this kind of
+        model; causal LMs by default), on a 4-bit base prepared for k-bit training (--load-in-4bit)."""
+        if self.cfg.load_in_4bit:  # QLoRA: norms in fp32, input grads on (peft's k-bit preparation)
+            from peft import prepare_model_for_kbit_training
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=self.cfg.gradient_checkpointing)
+        elif self.cfg.gradient_checkpointing:
+            enable_checkpointing(model, lora=self.cfg.lora_r > 0)
         if self.cfg.lora_r <= 0:
             return model
         from ..models.loading import LoraSettings, apply_lora
@@ -185,7 +218,8 @@ class Run:
         """The run's history: with a checkpoint (--resume), load its weights and trainer state,
         hand the state to restore_extra(state) -> the step (or RL iteration, `unit`) reached, and cut
         the metrics log back to it; without one, a fresh metrics log. Writes config.yaml. Returns the
-        evaluation a resumed run logged at 0 ({} if fresh)."""
+        evaluation a resumed run logged at 0 ({} if fresh). config.yaml is the Run's record, else
+        `run_config` (method, model, config sections) flattened (train/record.py)."""
         ckpt = checkpoint if checkpoint is not None else self.newest_checkpoint()
         first_eval = {}
         if ckpt is not None:
@@ -202,7 +236,7 @@ class Run:
             if self.is_main:
                 (self.out / "metrics.jsonl").unlink(missing_ok=True)
         if self.is_main:
-            (self.out / "config.yaml").write_text(yaml.safe_dump(run_config, sort_keys=False))
+            write_run_config(self.out, self.record if self.record is not None else stage_record(run_config, self.out))
         return first_eval
 
     def interrupted(self, unit: str = "step", reached: int | None = None) -> dict:

@@ -9,9 +9,16 @@ the last step's metrics and whether the run was interrupted; the trainer saves i
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Callable
 
 import torch
+
+
+@lru_cache(maxsize=4)
+def _epoch_permutation(n: int, seed: int, epoch: int) -> tuple:
+    g = torch.Generator().manual_seed(seed * 100003 + epoch)
+    return tuple(torch.randperm(n, generator=g).tolist())
 
 
 def micro_batch_indices(m: int, n: int, bs: int, world: int, rank: int, seed: int) -> list:
@@ -19,10 +26,21 @@ def micro_batch_indices(m: int, n: int, bs: int, world: int, rank: int, seed: in
     permutation; micro-batch m is a pure function of (m, seed), so a resumed run sees the same data."""
     per_epoch = max(1, n // (bs * world))
     epoch, pos = divmod(m, per_epoch)
-    g = torch.Generator().manual_seed(seed * 100003 + epoch)
-    perm = torch.randperm(n, generator=g).tolist()
+    perm = _epoch_permutation(n, seed, epoch)
     start = pos * bs * world + rank * bs
     return [perm[(start + j) % n] for j in range(bs)]
+
+
+def visited_indices(n: int, cfg, total: int, world: int) -> set:
+    """The example indices that optimizer steps 1..total visit (every process's micro-batches): what a
+    run needs reference log-probs for."""
+    seen: set = set()
+    for m in range(total * cfg.grad_accum):
+        for rank in range(world):
+            seen.update(micro_batch_indices(m, n, cfg.batch_size, world, rank, cfg.seed))
+        if len(seen) == n:
+            break
+    return seen
 
 
 def total_steps(cfg, n_examples: int, world: int) -> int:
@@ -52,15 +70,16 @@ def run_steps(engine, examples: list, cfg, total: int, compute: Callable, evalua
     """Optimizer steps from `engine.step` to `total` -> (last step's metrics, interrupted).
 
     compute(micro_batch) is the objective; evaluate() -> metrics dict ({} when nothing is held out);
-    save_checkpoint() writes a resumable checkpoint; fmt(metrics) is the progress bar's short text.
+    save_checkpoint() writes a resumable checkpoint; fmt(metrics) is the progress bar's short text (a
+    bar on a terminal, plain periodic lines with the rate and ETA otherwise: train/progress.py).
     Micro-batch m of process `rank` is a pure function of (m, seed) (`micro_batch_indices`), so a resumed run sees exactly the same data.
     """
-    from tqdm.auto import tqdm
+    from .progress import Progress
     fmt = fmt or fmt_metrics
     acc = engine.acc
     world, rank = acc.num_processes, acc.process_index
     engine.install_signal_handlers()
-    bar = tqdm(total=total, initial=engine.step, desc=desc, disable=not (cfg.progress and acc.is_main_process))
+    bar = Progress(total, engine.step, desc, enabled=cfg.progress and acc.is_main_process, unit="step")
     last, interrupted = {}, False
     try:
         while engine.step < total:
@@ -70,8 +89,8 @@ def run_steps(engine, examples: list, cfg, total: int, compute: Callable, evalua
             last = engine.optimizer_step(micro, compute)
             if engine.step % cfg.log_every == 0 or engine.step == total:
                 mlog.write(engine.step, "train", last)
+            bar.set_postfix_str(fmt(last), refresh=False)  # before update: a plain line shows this step's metrics
             bar.update(engine.step - bar.n)
-            bar.set_postfix_str(fmt(last))
             if cfg.eval_every and engine.step % cfg.eval_every == 0 and engine.step < total:
                 evaluate_and_log(engine.step, evaluate, mlog, log, fmt)
             if (cfg.save_every and engine.step % cfg.save_every == 0) or engine.stop_requested:

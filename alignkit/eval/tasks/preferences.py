@@ -47,7 +47,7 @@ def judge_for(subject: Subject, ctx: Context, beta: float = 0.0):
         return RewardModelJudge(subject.path)
     from ...rewards.implicit import ImplicitRewardJudge, training_config
     trained = training_config(subject.path)
-    ref = subject.ref or (trained.get("train") or {}).get("ref") or trained.get("model") or ""
+    ref = subject.ref or trained.get("ref") or trained.get("model") or ""
     if not subject.ref and ctx.reference and not (ref and Path(ref).is_dir()):  # none named, or a folder since moved
         ref = ctx.reference
     if not ref:

@@ -1,0 +1,221 @@
+"""Outputs and reproducibility, re-run as a new user tried them (through the CLI, on a tiny model):
+a finished run in --output is refused unless --overwrite; --resume refuses other data or settings
+unless --resume-allow-changes; a run's own config.yaml repeats it; run metadata resolves from any
+working directory; a short run computes reference log-probs only for the examples it uses."""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from alignkit.cli import main
+from alignkit.train import refcache
+
+from conftest import make_pairs
+
+QUIET = ["--progress", "false", "--num-threads", "1"]
+
+
+def write_pairs(path: Path, records) -> Path:
+    with open(path, "w") as f:
+        for r in records:
+            f.write(json.dumps({"prompt": r.prompt, "chosen": r.chosen, "rejected": r.rejected}) + "\n")
+    return path
+
+
+def snapshot(folder: Path) -> dict:
+    """Every file under `folder` -> (mtime_ns, sha256): what 'untouched' means."""
+    return {str(f.relative_to(folder)): (f.stat().st_mtime_ns, hashlib.sha256(f.read_bytes()).hexdigest())
+            for f in sorted(folder.rglob("*")) if f.is_file()}
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in err if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in "\n".join(err), err
+    return errors[0]
+
+
+@pytest.fixture
+def work(tiny_model_dir, tmp_path, monkeypatch):
+    """A working directory holding a model copy and pairs, as a user's project folder."""
+    shutil.copytree(tiny_model_dir, tmp_path / "model")
+    write_pairs(tmp_path / "pairs.jsonl", make_pairs(40))
+    write_pairs(tmp_path / "other.jsonl", make_pairs(40, seed=7))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def dpo(output="out", *extra) -> list:
+    return ["train", "dpo", "--model", "model", "--data", "pairs.jsonl", "--output", output, "--max-steps", "2",
+            "--batch-size", "4", "--learning-rate", "1e-3", *QUIET, *extra]
+
+
+def test_output_pointing_at_a_finished_run_is_refused_unless_overwrite(work, capsys):
+    assert main(dpo()) == 0
+    before = snapshot(work / "out")
+    assert main(dpo("out", "--learning-rate", "1e-2")) == 2
+    err = one_line_error(capsys)
+    assert "holds a finished run" in err and "--overwrite" in err
+    assert snapshot(work / "out") == before  # nothing written, nothing deleted
+    # --overwrite replaces it (another learning rate: other weights)
+    assert main(dpo("out", "--learning-rate", "1e-2", "--overwrite")) == 0
+    assert yaml.safe_load((work / "out" / "config.yaml").read_text())["learning_rate"] == 1e-2
+    assert snapshot(work / "out")["model.safetensors"][1] != before["model.safetensors"][1]
+    # a folder of unrelated files: refused, then written into with --overwrite (their files kept)
+    (work / "mine").mkdir()
+    (work / "mine" / "notes.txt").write_text("keep me")
+    assert main(dpo("mine")) == 2
+    assert "holds no alignkit run (notes.txt)" in one_line_error(capsys)
+    assert sorted(p.name for p in (work / "mine").iterdir()) == ["notes.txt"]
+    assert main(dpo("mine", "--overwrite")) == 0
+    assert (work / "mine" / "notes.txt").read_text() == "keep me" and (work / "mine" / "summary.json").is_file()
+    # the starting model's own folder is no output either
+    assert main(dpo("model")) == 2
+    assert "holds no alignkit run" in one_line_error(capsys)
+
+
+def test_checkpoints_and_resume_of_a_finished_run(work, capsys):
+    assert main(dpo("out", "--save-every", "1")) == 0
+    before = snapshot(work / "out")
+    assert main(dpo("out", "--save-every", "1")) == 2  # finished and checkpointed: both ways named
+    err = one_line_error(capsys)
+    assert "--overwrite" in err and "--resume" in err
+    assert snapshot(work / "out") == before
+    assert main(dpo("out", "--save-every", "1", "--resume", "--overwrite")) == 2
+    assert "pass one of them" in one_line_error(capsys)
+    # --resume of the finished, checkpointed run keeps working: it extends it to 3 steps
+    assert main(dpo("out", "--save-every", "1", "--resume", "--max-steps", "3")) == 0
+    assert json.loads((work / "out" / "summary.json").read_text())["steps"] == 3
+    # --overwrite starts over: the earlier checkpoints go (a later --resume must not take them)
+    assert main(dpo("out", "--overwrite")) == 0
+    assert not (work / "out" / "checkpoints").exists()
+
+
+def test_resume_with_other_data_and_learning_rate_is_refused(work, capsys):
+    assert main(dpo("out", "--save-every", "1")) == 0
+    before = snapshot(work / "out")
+    args = ["train", "dpo", "--model", "model", "--data", "other.jsonl", "--output", "out", "--max-steps", "3",
+            "--batch-size", "4", "--learning-rate", "2e-3", "--save-every", "1", "--resume", *QUIET]
+    assert main(args) == 2
+    err = one_line_error(capsys)
+    assert "learning_rate 0.001 -> 0.002" in err and "data " in err and "other.jsonl" in err, err
+    assert "max_steps" not in err and "--resume-allow-changes" in err  # a longer run is no change of settings
+    assert snapshot(work / "out") == before
+    # the same data under another name is the same data (compared by content)
+    shutil.copy(work / "pairs.jsonl", work / "copy.jsonl")
+    same = ["train", "dpo", "--model", "model", "--data", "copy.jsonl", "--output", "out", "--batch-size", "4",
+            "--learning-rate", "1e-3", "--save-every", "1", "--resume", *QUIET]
+    assert main([*same, "--max-steps", "3"]) == 0
+    # the same file name with other contents is refused too
+    shutil.copy(work / "other.jsonl", work / "copy.jsonl")
+    assert main([*same, "--max-steps", "4"]) == 2
+    assert "(its contents changed)" in one_line_error(capsys)
+    # the user says the change is intended
+    assert main([*args, "--max-steps", "4", "--resume-allow-changes"]) == 0
+    stored = yaml.safe_load((work / "out" / "config.yaml").read_text())
+    assert stored["learning_rate"] == 2e-3 and stored["data"] == str(work / "other.jsonl")
+    assert json.loads((work / "out" / "summary.json").read_text())["steps"] == 4
+
+
+def test_a_runs_config_yaml_repeats_the_run(work, capsys):
+    assert main(["train", "dpo", "--model", "model", "--data", "pairs.jsonl", "--output", "out", "--max-steps", "3",
+                 "--batch-size", "4", "--learning-rate", "2e-3", "--beta", "0.3", "--seed", "5", *QUIET]) == 0
+    rec = yaml.safe_load((work / "out" / "config.yaml").read_text())
+    assert list(rec)[:4] == ["method", "model", "data", "output"]
+    assert rec["model"] == str(work / "model") and rec["data"] == str(work / "pairs.jsonl")
+    assert rec["output"] == str(work / "out") and rec["beta"] == 0.3 and rec["seed"] == 5
+    assert rec["data_fingerprint"].startswith("sha256:") and "resume" not in rec and "overwrite" not in rec
+    # from another directory, with no method, model, data or output given
+    (work / "elsewhere").mkdir()
+    shutil.copytree(work / "out", work / "elsewhere" / "saved")
+    import os
+    os.chdir(work / "elsewhere")
+    assert main(["train", "--config", "saved/config.yaml", "--output", "again", *QUIET]) == 0
+    os.chdir(work)
+    a, b = load_file(str(work / "out" / "model.safetensors")), load_file(str(work / "elsewhere" / "again" / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+    def metrics(folder):
+        return [{k: v for k, v in json.loads(line).items() if k != "time"}
+                for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert metrics(work / "out") == metrics(work / "elsewhere" / "again")
+    # into its own folder: that is a finished run
+    assert main(["train", "--config", "out/config.yaml", *QUIET]) == 2
+    assert "holds a finished run" in one_line_error(capsys)
+    # flags still win; the positional method must be the file's
+    assert main(["train", "dpo", "--config", "out/config.yaml", "--output", "beta05", "--beta", "0.5", *QUIET]) == 0
+    assert yaml.safe_load((work / "beta05" / "config.yaml").read_text())["beta"] == 0.5
+    assert main(["train", "kto", "--config", "out/config.yaml", "--output", "kto", *QUIET]) == 2
+    err = one_line_error(capsys)
+    assert "its method is 'dpo', not 'kto'" in err and not (work / "kto").exists()
+
+
+def test_an_older_nested_config_yaml_still_reads(tmp_path):
+    from alignkit.rewards.implicit import default_beta, default_reference
+    from alignkit.train.record import read_config_file
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({
+        "method": "dpo", "model": "/m", "train": {"ref": "/r", "max_steps": 7, "resume": True},
+        "loss": {"beta": 0.25}}))
+    meta, settings = read_config_file(tmp_path / "config.yaml")
+    assert meta == {"method": "dpo", "model": "/m"} and settings == {"ref": "/r", "max_steps": 7, "beta": 0.25}
+    assert default_reference(str(tmp_path)) == "/r" and default_beta(str(tmp_path)) == 0.25
+
+
+def test_eval_preferences_from_another_directory(work, capsys):
+    assert main(dpo("out")) == 0
+    (work / "elsewhere").mkdir()
+    import os
+    os.chdir(work / "elsewhere")
+    capsys.readouterr()
+    assert main(["eval", "preferences", "--model", "../out", "--data", "../pairs.jsonl", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["pairs"] == 40 and 0.0 <= report["accuracy"] <= 1.0
+    rec = yaml.safe_load((work / "out" / "config.yaml").read_text())
+    assert all(Path(rec[k]).is_absolute() for k in ("model", "data", "output"))
+
+
+def test_a_five_step_smoke_run_computes_reference_logps_only_for_its_batches(work, monkeypatch, capsys):
+    write_pairs(work / "many.jsonl", make_pairs(200))
+    computed = []
+    real = refcache.compute_ref_logps
+
+    def counting(model, examples, *a, **kw):
+        computed.extend(ex.idx for ex in examples)
+        return real(model, examples, *a, **kw)
+    monkeypatch.setattr(refcache, "compute_ref_logps", counting)
+    smoke = ["train", "dpo", "--model", "model", "--data", "many.jsonl", "--max-steps", "5", "--batch-size", "2",
+             "--eval-fraction", "0.05", *QUIET]
+    # 5 steps of 2 pairs and the 10 held-out pairs, of 200: lazily (the default), with a separate
+    # reference model (every example a reference pass), and up front (--ref-upfront)
+    for name, extra in (("lazy", []), ("ref", ["--ref", "model"]), ("upfront", ["--ref-upfront"])):
+        computed.clear()
+        assert main([*smoke, "--output", name, *extra]) == 0, capsys.readouterr().err
+        cached = {int(k.split(".")[0]) for k in load_file(str(work / name / "ref_logps.safetensors"))}
+        assert len(cached) <= 5 * 2 + 10, (name, len(cached))
+        assert set(range(190, 200)) <= cached  # the held-out split (the last indices) that evaluation uses
+        summary = json.loads((work / name / "summary.json").read_text())
+        if name == "ref":
+            assert summary["reference_logps"]["from_policy"] == 0
+            assert len(computed) == summary["reference_logps"]["reference_pass"] == len(cached)
+        if name == "upfront":
+            assert sorted(computed) == sorted(cached)
+    # no evaluation: nothing for the held-out split
+    assert main([*smoke, "--output", "noeval", "--ref-upfront", "--eval-at", "none"]) == 0
+    cached = {int(k.split(".")[0]) for k in load_file(str(work / "noeval" / "ref_logps.safetensors"))}
+    assert len(cached) <= 10 and not cached & set(range(190, 200))
+
+
+def test_visited_indices_are_the_step_loops_micro_batches():
+    from alignkit.train.config import TrainConfig
+    from alignkit.train.steps import micro_batch_indices, visited_indices
+    for n, bs, ga, world, total in ((50, 4, 2, 1, 3), (50, 3, 1, 2, 40), (7, 8, 1, 1, 2)):
+        cfg = TrainConfig(batch_size=bs, grad_accum=ga, seed=3)
+        want = {i for m in range(total * ga) for r in range(world) for i in micro_batch_indices(m, n, bs, world, r, 3)}
+        assert visited_indices(n, cfg, total, world) == want
