@@ -33,9 +33,11 @@ def run_train(method: str, model: str, data, output: str, overrides: dict | None
     """Train `model` with `method` on `data`; the output folder gets the model, its tokenizer,
     config.yaml, metrics.jsonl and summary.json. `overrides`: config fields ({"beta": 0.1}), as the
     `--FIELD` flags; `config_file`: a YAML file of them (overrides win). Returns the summary."""
+    from .data.readers import check_data_kind
     for name, value in (("model", model), ("output", output)):
         if not value:
             raise ConfigError(f"alignkit train {method}: {flag(name)} is required")
+    check_data_kind(data, allow_none=True)
     return _registry_run_train(method, str(model), data, str(output), overrides, config_file, log)
 
 

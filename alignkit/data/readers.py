@@ -115,14 +115,23 @@ def _memory_rows(data):
             return ((n, _drop_nulls(row)) for n, row in enumerate(data, 1))
     except ImportError:
         pass
-    if not isinstance(data, (list, tuple)):
-        raise ConfigError(f"data: expected a path, a list of dicts or records, or a datasets.Dataset; "
-                          f"got {type(data).__name__}")
+    check_data_kind(data)
     types = tuple(RECORD_TYPES.values())
     if data and all(isinstance(r, types) for r in data):
         return None
     return ((n, row if isinstance(row, dict) else RecordError(None, f"not a dict or record: got {type_name(row)}"))
             for n, row in enumerate(data, 1))
+
+
+def check_data_kind(data, allow_none: bool = False) -> None:
+    """ConfigError unless `data` is something read_data takes (None too, with allow_none: an online
+    method's default prompts)."""
+    if (data is None and allow_none) or isinstance(data, (str, Path, list, tuple)):
+        return
+    if type(data).__module__.startswith("datasets") and type(data).__name__ in ("Dataset", "DatasetDict"):
+        return
+    raise ConfigError(f"data: expected a path, a list of dicts or records, or a datasets.Dataset; "
+                      f"got {type(data).__name__}")
 
 
 def _check_options(shape, on_bad_record) -> None:
