@@ -33,6 +33,7 @@ class Method:
     needs_value: bool = False  # a scalar value head V(x) trained with the policy (DRO)
     stateful: bool = False  # keeps running statistics across steps; then fn takes a `state: dict` the engine checkpoints
     description: str = ""
+    notes: str = ""  # how to read the method's log (metrics, surprises): shown after the options by `alignkit train NAME --help`
     # advice(records, cfg) -> one-line notes about this data under this config, printed at the start
     advice: Optional[Callable] = None
     # shape_options(cfg) -> keyword options of the feedback shape (e.g. D2O's self-samples per prompt)

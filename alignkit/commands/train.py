@@ -1,6 +1,7 @@
 """`alignkit train METHOD` and `alignkit methods`.
 
     alignkit train METHOD --model DIR --data FILE --output DIR [--config FILE.yaml] [--FIELD VALUE ...]
+    alignkit train --config RUN/config.yaml --output NEW [--FIELD VALUE ...]   # repeat a run
     alignkit methods [--json]
 
 `train`'s flags depend on the method (its config class, and for a composite recipe its inner loss's),
@@ -45,7 +46,10 @@ def train_parser(method: str | None, argv: list = ()) -> argparse.ArgumentParser
             "methods: " + ", ".join(sorted(METHODS)), 100, break_on_hyphens=False),
         formatter_class=argparse.RawDescriptionHelpFormatter)  # the notes' own lines (a table of metrics)
     p.add_argument("method", nargs="?", help="the method (see `alignkit methods`)")
-    p.add_argument("--config", metavar="FILE.yaml", help="YAML file of config fields (defaults for this run)")
+    p.add_argument("--config", metavar="FILE.yaml",
+                   help="YAML file of config fields (defaults for this run); a run's own config.yaml also names its "
+                        "method, model, data and output, so `alignkit train --config RUN/config.yaml --output NEW` "
+                        "repeats that run")
     add_dataclass_args(p, TrainPaths, "input and output")
     add_dataclass_args(p, TrainConfig, "run options")
     if method in METHODS:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 from ..models.generate import SamplingConfig
+from ..train.progress import Progress
 from .corpus import SFT_RATES, BehaviourRates, respond
 from .prompts import as_chat
 
@@ -14,14 +15,12 @@ SAMPLING = SamplingConfig(max_new_tokens=48, temperature=1.0, top_p=1.0, batch_s
 def sample_from_model(model_dir: str, infos: list, k: int, sampling: SamplingConfig = SAMPLING, seed: int = 0,
                       progress: bool = True, desc: str = "sampling") -> list:
     """-> one list of k response texts per prompt, sampled from the model at `model_dir`."""
-    from tqdm.auto import tqdm
-
     from ..synthetic.evaluate import load_policy, sample
     model, tok = load_policy(model_dir)
     prompts = [as_chat(p.text) for p in infos for _ in range(k)]
     texts = []
     chunk = sampling.batch_size * 4
-    with tqdm(total=len(prompts), desc=desc, disable=not progress, leave=False) as bar:
+    with Progress(len(prompts), desc=desc, enabled=progress, unit="response", leave=False) as bar:
         for i in range(0, len(prompts), chunk):
             texts += sample(model, tok, prompts[i: i + chunk], sampling, seed + i)[2]
             bar.update(len(prompts[i: i + chunk]))
