@@ -154,3 +154,19 @@ def test_sppo_target_from_a_pairwise_judge_by_hand():
     s = recipe.scores(RuleJudge("n", lambda p, r: float(len(r))), [("q", ["x", "yy", "zzz"])])
     rec = recipe.records("q", ["x", "yy", "zzz"], s[0], "s")[0]
     assert rec.scores == (pytest.approx((sig(2) + sig(1) + 0.5) / 3), pytest.approx((sig(-2) + sig(-1) + 0.5) / 3))
+
+
+def test_reuse_rounds_replays_the_previous_rounds_records(tiny_model_dir, tmp_path):
+    out = tmp_path / "replay"
+    assert main(["train", "iterative-dpo", "--model", str(tiny_model_dir), "--data", str(_prompts(tmp_path)),
+                 "--output", str(out), "--iterations", "3", "--prompts-per-iteration", "4", "--reference", "previous",
+                 "--reuse-rounds", "1", *ARGS, "--max-steps", "1"]) == 0
+    n = [sum(1 for _ in open(out / f"round-{r}" / "pairs.jsonl")) for r in (1, 2, 3)]
+    rounds = json.loads((out / "summary.json").read_text())["rounds"]
+    assert "replayed" not in rounds[0] and [r.get("replayed") for r in rounds[1:]] == [n[0], n[1]]
+    # each round trains on its own records and the previous round's (one round back, not two)
+    trained = [json.loads((out / f"round-{r}" / "summary.json").read_text())["train_examples"] for r in (1, 2, 3)]
+    assert trained == [n[0], n[1] + n[0], n[2] + n[1]]
+    from alignkit.online.rounds import replayed_records
+    assert len(replayed_records(out, 3, 2, "pairs.jsonl", "pairwise")) == n[0] + n[1]
+    assert replayed_records(out, 1, 5, "pairs.jsonl", "pairwise") == []

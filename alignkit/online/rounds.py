@@ -11,7 +11,8 @@ One round t (1-based), from the current policy pi_{t-1} (round-{t-1}/, or the st
 3. the recipe's judge scores them (a pairwise-only judge: each answer's mean P(win) against the others);
    with --eval-judge, the agreement of the judge's orderings with that judge's (pairs both order strictly);
 4. the recipe turns each prompt's judged answers into records (round-T/pairs.jsonl), trains its loss on
-   them from pi_{t-1} (reference: the initial model or pi_{t-1}, --reference) -> round-T/, pi_t;
+   them from pi_{t-1} (reference: the initial model or pi_{t-1}, --reference) -> round-T/, pi_t; with
+   --reuse-rounds N also on the records of rounds t-N..t-1 (replayed, with this round's reference);
 5. with --stop-when or --eval-judge: the held-out figures of pi_t (watch.py) and the stop rules
    (stopping.py); round-T/round.json records the round, and a rule that fires ends the run.
 The result (the output folder's model) is the last round, or, when a rule other than max stopped the run
@@ -50,6 +51,7 @@ class RoundsConfig:
     heldout_data: str = ""  # file of held-out prompts; "" = the task's held-out split without --data, else the last heldout_prompts of --data (then not trained on)
     stop_confidence: float = option(0.95, gt=0, lt=1)  # two-sided confidence of the winrate rule's interval
     stop_keep: str = option("previous", choices=("previous", "last"))  # previous | last: the result when a rule other than max stops the run (previous = the last round that passed)
+    reuse_rounds: int = option(0, ge=0)  # also train each round on the records of the previous N rounds (replay: earlier rounds' pairs with this round's reference); 0 = the round's own only
     # --resume reuses the rounds an interrupted run finished (their round.json) and restarts the one it was in
 
 
@@ -264,7 +266,12 @@ def run_rounds(job: Job, recipe: Recipe) -> dict:
         recipe.release()
         # the policy before its first step is the reference when they are the same model: no second copy
         round_cfg = dataclasses.replace(round_cfg, ref="" if (ref == start or not spec.reference) else ref)
-        train, ev = load_split(records, round_cfg, spec.feedback, log)
+        replay = replayed_records(out, t, mc.reuse_rounds, recipe.data_file, spec.feedback)
+        if replay:
+            stat["replayed"] = len(replay)
+            log(f"{recipe.name} round {t}: also training on {len(replay)} records of rounds "
+                f"{max(1, t - mc.reuse_rounds)}-{t - 1} (--reuse-rounds {mc.reuse_rounds})")
+        train, ev = load_split(records + replay, round_cfg, spec.feedback, log)
         s = train_offline(spec, loss_cfg, round_cfg, start, train, ev, str(rdir), log)
         if s.get("interrupted"):
             return s
@@ -305,6 +312,17 @@ def run_rounds(job: Job, recipe: Recipe) -> dict:
         summary["heldout"] = history
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def replayed_records(out: Path, t: int, n: int, data_file: str, shape: str) -> list:
+    """The records rounds max(1, t-n)..t-1 trained on as their own (their data files), oldest first."""
+    from ..data.readers import read_records
+    replay = []
+    for j in range(max(1, t - n), t):
+        f = out / f"round-{j}" / data_file
+        if f.is_file():
+            replay += read_records(str(f), shape=shape)[0]
+    return replay
 
 
 def sample_answers(policy: str, batch: list, k: int, mc, seed: int, trust_remote_code: bool) -> list:
