@@ -28,7 +28,7 @@ def test_text_and_conversational_prompts_with_samples_and_a_judge(tiny_model_dir
         {"messages": [{"role": "user", "content": "the cat"}, {"role": "assistant", "content": "sat"}], "id": "c"},
     ]) + "\n")
     out = tmp_path / "o.jsonl"
-    assert _gen(tiny_model_dir, prompts, out, "--num-samples", "2", "--judge", "rule:chars", "--seed", "3") == 0
+    assert _gen(tiny_model_dir, prompts, out, "--samples-per-prompt", "2", "--judge", "rule:chars", "--seed", "3") == 0
     printed = capsys.readouterr().out
     rows = _rows(out)
     assert len(rows) == 6 and [r["id"] for r in rows] == ["a", "a", "b", "b", "c", "c"]
@@ -44,9 +44,9 @@ def test_text_and_conversational_prompts_with_samples_and_a_judge(tiny_model_dir
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]  # written through a renamed temp file
 
     # the same seed gives the same completions; an existing output is refused without --overwrite
-    assert _gen(tiny_model_dir, prompts, out, "--num-samples", "2", "--seed", "3") == 2
+    assert _gen(tiny_model_dir, prompts, out, "--samples-per-prompt", "2", "--seed", "3") == 2
     assert "--overwrite" in capsys.readouterr().err
-    assert _gen(tiny_model_dir, prompts, out, "--num-samples", "2", "--seed", "3", "--overwrite") == 0
+    assert _gen(tiny_model_dir, prompts, out, "--samples-per-prompt", "2", "--seed", "3", "--overwrite") == 0
     assert [r["completion"] for r in _rows(out)] == [r["completion"] for r in rows]
     assert "score" not in _rows(out)[0]
 
@@ -109,7 +109,7 @@ def test_a_prompt_past_the_context_and_a_pairwise_judge_are_one_line_errors(tiny
     assert _gen(tiny_model_dir, ok, tmp_path / "o.jsonl", "--judge", "population") == 2
     assert "compares pairs only" in capsys.readouterr().err
     assert _gen(tiny_model_dir, ok, tmp_path / "o.jsonl", "--num-samples", "0") == 2
-    assert "num_samples" in capsys.readouterr().err
+    assert "--samples-per-prompt must be >= 1, got 0" in capsys.readouterr().err
 
 
 def test_long_prompts_get_the_rest_of_the_context(tiny_model_dir, tmp_path, capsys):

@@ -1,7 +1,7 @@
 """`alignkit generate`: completions for a prompts file, optionally scored by a judge.
 
     alignkit generate --model DIR --prompts FILE --output OUT.jsonl [--judge SPEC]
-                      [--max-new-tokens N --temperature T --num-samples K --seed S --batch-size B]
+                      [--max-new-tokens N --temperature T --samples-per-prompt K --seed S --batch-size B]
                       [--turns first|all] [--as-chat auto|always|never] [--limit N] [--overwrite]
 
 The work is alignkit/eval/generate.py (prompt formats, MT-Bench turns, the record format).
@@ -13,8 +13,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import option
 from ..eval.generate import GenerateSettings
-from .common import Options, add_command, at_least, required
+from .common import Options, add_command, required
 from .rewards import SPEC_HELP
 
 
@@ -24,13 +25,12 @@ class GenerateConfig:
     prompts: str = ""  # prompts file: .jsonl/.json/.csv/.parquet rows with `prompt` (text or messages), `messages`, MT-Bench's `turns` or `instruction`; or .txt, one prompt per line
     output: str = ""  # JSONL to write: {prompt, completion, sample, [turn], [score], the row's other fields} per completion
     judge: str = ""  # score each completion with this judge and print the mean ("": no scoring); any judge spec: rm:DIR, rule:NAME, llm-score:hf:DIR, truth, file:F.py:FN, weighted sums
-    limit: int = 0  # only the first N prompts (0: all)
+    limit: int = option(0, ge=0)  # only the first N prompts (0: all)
     overwrite: bool = False  # replace an existing --output (otherwise an existing file is refused)
     trust_remote_code: bool = False  # allow model code from the model folder
 
     def __post_init__(self):
         required(self, "model", "prompts", "output")
-        at_least(self, "limit", 0)
 
 
 def cmd_generate(cfg: GenerateConfig, settings: GenerateSettings) -> int:
@@ -54,7 +54,7 @@ def cmd_generate(cfg: GenerateConfig, settings: GenerateSettings) -> int:
     turns = (f"; {multi} multi-turn rows, " + ("every turn answered" if settings.turns == "all" else
                                                "first turn only (--turns all answers every turn)")) if multi else ""
     log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731  (stdout carries only the summary)
-    log(f"generating {settings.num_samples} completion(s) for {len(items)} prompts from {cfg.model}{turns}")
+    log(f"generating {settings.samples_per_prompt} completion(s) for {len(items)} prompts from {cfg.model}{turns}")
     t0 = time.time()
     records = generate_records(model, tok, items, settings, log=log)
     log(f"{len(records)} completions in {time.time() - t0:.1f}s")

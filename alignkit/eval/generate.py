@@ -1,7 +1,7 @@
 """Generation from a prompts file, optionally scored by a judge: the core of `alignkit generate`.
 
     items = read_prompt_file("question.jsonl")              # PromptItem per row (file:line kept)
-    records = generate_records(model, tok, items, GenerateSettings(num_samples=2))
+    records = generate_records(model, tok, items, GenerateSettings(samples_per_prompt=2))
     scores = score_records(records, "rm:runs/rm")           # any judge spec (rewards/specs.py)
     write_jsonl_atomic("answers.jsonl", records)
 
@@ -30,11 +30,13 @@ other so they share one prefill.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..config import check_value, option
 from ..errors import ConfigError, DataError
 
 AS_CHAT = ("auto", "always", "never")
@@ -55,24 +57,20 @@ class PromptItem:
 
 @dataclass(frozen=True)
 class GenerateSettings:
-    max_new_tokens: int = 256  # longest completion sampled (capped per prompt at the model's context)
-    temperature: float = 0.7  # sampling temperature; 0 is greedy
-    top_p: float = 1.0  # nucleus sampling mass
-    num_samples: int = 1  # completions per prompt (and per turn)
+    max_new_tokens: int = option(256, ge=1)  # longest completion sampled (capped per prompt at the model's context)
+    temperature: float = option(0.7, ge=0)  # sampling temperature; 0 is greedy
+    top_p: float = option(1.0, gt=0, le=1)  # nucleus sampling mass
+    samples_per_prompt: int = option(1, ge=1, aliases=("num_samples",))  # completions per prompt (and per turn)
     seed: int = 0  # sampling seed
-    batch_size: int = 32  # sequences per sampling call
-    turns: str = "first"  # multi-turn rows (MT-Bench `turns`): first (answer turn 1) | all (each later turn asked after the model's own answers)
-    as_chat: str = "auto"  # text prompts as a user message of the chat template: auto (when the model has one) | always | never
+    batch_size: int = option(32, ge=1)  # sequences per sampling call
+    turns: str = option("first", choices=TURNS)  # multi-turn rows (MT-Bench `turns`): first (answer turn 1) | all (each later turn asked after the model's own answers)
+    as_chat: str = option("auto", choices=AS_CHAT)  # text prompts as a user message of the chat template: auto (when the model has one) | always | never
 
-    def __post_init__(self):
-        for name, low in (("max_new_tokens", 1), ("num_samples", 1), ("batch_size", 1), ("temperature", 0.0)):
-            if getattr(self, name) < low:
-                raise ValueError(f"{name}: must be >= {low}, got {getattr(self, name)!r}")
-        if not 0.0 < self.top_p <= 1.0:
-            raise ValueError(f"top_p: must be in (0, 1], got {self.top_p!r}")
-        for name, choices in (("turns", TURNS), ("as_chat", AS_CHAT)):
-            if getattr(self, name) not in choices:
-                raise ValueError(f"{name}: {getattr(self, name)!r} is not one of {', '.join(choices)}")
+    def __post_init__(self):  # the same checks when built in Python (build_config makes them one-line errors)
+        for f in dataclasses.fields(self):
+            problem = check_value(f, getattr(self, f.name))
+            if problem:
+                raise ValueError(problem)
 
 
 # ---- reading ---------------------------------------------------------------------------------------
@@ -205,7 +203,7 @@ def sample_completions(model, tok, prompts: list, cfg: GenerateSettings, seed: i
 def generate_records(model, tok, items: list, cfg: GenerateSettings, log=None) -> list:
     """Records {prompt, completion, sample, [turn], **row fields} for every item, sample and turn, in
     that order."""
-    k = cfg.num_samples
+    k = cfg.samples_per_prompt
     # one conversation per (item, sample): the K samples of an item sit together (one shared prefill)
     convs = [_as_model_prompt(it.prompt, tok, cfg.as_chat) for it in items for _ in range(k)]
     owners = [(i, s) for i in range(len(items)) for s in range(k)]
