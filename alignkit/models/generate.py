@@ -80,8 +80,10 @@ def _trim(row: list, pad, eos) -> list:
 def generate_texts(model, tokenizer, prompts: list, cfg: SamplingConfig, seed: int | None = None) -> list:
     """Prompts (text or conversations) -> completion strings (EOS stripped)."""
     from ..data.tokenize import Encoder
+    from .context import check_prompts_fit
     enc = Encoder.untruncated(tokenizer)
     ids = [enc.prompt_ids(p) for p in prompts]
+    check_prompts_fit(getattr(model, "config", None), map(len, ids), cfg.max_new_tokens)
     outs = HFGenerator(model, tokenizer).generate(ids, cfg, seed=seed)
     return [tokenizer.decode(o, skip_special_tokens=True) for o in outs]
 

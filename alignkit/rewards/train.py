@@ -20,8 +20,9 @@ from ..config import option, to_dict
 from ..data.records import Listwise, Pairwise, Scored
 from ..data.tokenize import Encoder, is_conversational, use_chat_template
 from ..errors import ConfigError, DataError
+from ..models.context import check_max_length
 from ..models.loading import unwrap
-from ..train.config import TrainConfig
+from ..train.config import MAX_LENGTH_DEFAULT, TrainConfig
 from ..train.forward import collate
 from ..train.offline import encode_split, evaluate
 from ..train.packing import PackedBatch, attention_mask
@@ -166,6 +167,8 @@ def train_reward_model(task, cfg: TrainConfig, model_path: str, train_records: l
     acc, log = run.acc, run.log
 
     hf, tok = load_reward_model(model_path, "fp32", cfg.trust_remote_code)
+    cfg = dataclasses.replace(cfg, max_length=check_max_length(hf.config, cfg.max_length, model_path,
+                                                               MAX_LENGTH_DEFAULT, log))
     note = use_chat_template(tok, cfg.chat_template, is_conversational(r.prompt for r in train_records + eval_records))
     if note:
         log(f"note: {note}")

@@ -25,8 +25,9 @@ import torch
 from ..config import to_dict
 from ..data.sources import default_prompt_source
 from ..errors import ConfigError
+from ..models.context import check_max_length, check_new_tokens
 from ..models.loading import load_causal_lm, load_tokenizer, save_model, unwrap
-from ..train.config import TrainConfig
+from ..train.config import MAX_LENGTH_DEFAULT, TrainConfig
 from ..train.forward import collate
 from ..train.precision import quantization_config
 from ..train.run import Run
@@ -185,6 +186,9 @@ def start_online(run: Run, mcfg, model_path: str, data, judge=None, reference_fr
     note = use_chat_template(tok, cfg.chat_template, is_conversational(train_prompts + eval_prompts))
     if note:
         log(f"note: {note}")
+    cfg = dataclasses.replace(cfg, max_length=check_max_length(model.config, cfg.max_length, model_path,
+                                                               MAX_LENGTH_DEFAULT, log))
+    check_new_tokens(mcfg.max_new_tokens, cfg.max_length)
     model = run.lora(model)
     if not cfg.load_in_4bit:  # a 4-bit model loads onto its CUDA device
         model.to(acc.device)

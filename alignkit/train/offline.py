@@ -16,9 +16,10 @@ from ..config import to_dict
 from ..errors import AlignkitError
 from ..losses.base import LossOutput
 from ..method import Method
+from ..models.context import check_max_length
 from ..models.loading import load_causal_lm, load_tokenizer, save_model, unwrap
 from . import refcache, zero
-from .config import TrainConfig
+from .config import MAX_LENGTH_DEFAULT, TrainConfig
 from .forward import collate, sequence_logps
 from .precision import quantization_config
 from .run import Job, Run, load_split
@@ -207,6 +208,8 @@ def train_offline(spec: Method, loss_cfg, cfg: TrainConfig, model_path: str, tra
     note = use_chat_template(tok, cfg.chat_template, is_conversational(r.prompt for r in train_records + eval_records))
     if note:
         log(f"note: {note}")
+    cfg = dataclasses.replace(cfg, max_length=check_max_length(model.config, cfg.max_length, model_path,
+                                                               MAX_LENGTH_DEFAULT, log))
     model = run.lora(model)
     if not (is_fsdp(acc) or cfg.load_in_4bit):  # FSDP moves each process's shards to its device itself
         model.to(acc.device)

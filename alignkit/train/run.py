@@ -24,12 +24,12 @@ from typing import Callable, Optional
 
 import torch
 
-from ..config import build_config, to_dict
+from ..config import build_config, keys_of, to_dict
 from ..errors import ConfigError
 from ..method import Method
 from ..models.threads import set_threads
 from .config import TrainConfig
-from .engine import Engine, MetricLog, make_accelerator
+from .engine import Engine, MetricLog, check_reporter, make_accelerator
 from .precision import autocast_dtype, check_device, enable_checkpointing, mixed_precision
 from .record import check_output, run_record, stage_record, write_run_config
 
@@ -56,16 +56,20 @@ class Job:
                                        self.method_cfg, self.inner[1] if self.inner else None)
         return self.recorded
 
+    def write_record(self):
+        """config.yaml in the output folder (the main process): a recipe without a Run of its own
+        (rounds, stages) writes it when it makes the folder; a Run given the record writes it itself."""
+        import os
+        if os.environ.get("RANK", "0") == "0":
+            write_run_config(self.output, self.record())
+
 
 def start_job(job: Job) -> dict:
     """Before a method runs: check its output folder (train/record.py: a finished run, checkpoints or
-    unrelated files are refused unless --overwrite; --resume compares the stored config.yaml) and
-    write config.yaml there (the main process; a recipe's stages then write their own). -> the record."""
-    import os
+    unrelated files are refused unless --overwrite; --resume compares the stored config.yaml). Nothing
+    is written yet: a run that fails on its data leaves the folder as it was. -> the record."""
     rec = job.record()
     check_output(job.output, job.cfg, rec, job.log)
-    if os.environ.get("RANK", "0") == "0":
-        write_run_config(job.output, rec)
     return rec
 
 
@@ -73,7 +77,7 @@ def split_layers(method_cfg_cls, yaml_dict: dict, overrides: dict, inner_cfg_cls
     """Route each key to the run config, the method's config or its inner loss's config; unknown keys
     are errors naming the known ones. -> (TrainConfig, method config, inner config or None)."""
     classes = [TrainConfig, method_cfg_cls] + ([inner_cfg_cls] if inner_cfg_cls else [])
-    keys = [{f.name for f in dataclasses.fields(c)} for c in classes]
+    keys = [keys_of(c) for c in classes]  # field names and their deprecated aliases
     layers = [[] for _ in classes]
     for where, layer in (("config file", yaml_dict), ("command line", overrides)):
         routed = [{} for _ in classes]
@@ -154,6 +158,7 @@ class Run:
         is then built from the trainer's run config)."""
         self.cfg = cfg
         check_device(cfg)  # --dtype fp16, --load-in-4bit: CUDA only (precision.py)
+        check_reporter(cfg.report_to)  # --report-to: its logger installed
         out = Path(output)
         check_output(out, cfg, record, log)
         self.record = record
