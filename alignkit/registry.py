@@ -90,5 +90,5 @@ def run_train(method: str, model: str, data, output: str, overrides: dict | None
     """Train `model` with `method`; the output folder gets the model, config.yaml, metrics.jsonl and
     summary.json. Returns the summary."""
     job = resolve_job(method, model, data, output, overrides, config_file, log)
-    start_job(job)  # --output checked (--overwrite, --resume's config check), config.yaml written
+    start_job(job)  # --output checked (--overwrite, --resume's config check)
     return job.method.run(job)

@@ -149,12 +149,17 @@ def test_paft_end_to_end_merges_both_deltas_and_resumes_between_stages(tiny_mode
     assert (out / "merge.json").is_file() and not (out / ".merged").exists()
     from transformers import AutoModelForCausalLM
     AutoModelForCausalLM.from_pretrained(str(out))  # a Hugging Face model folder
-    # without --resume a finished stage is not overwritten
-    with pytest.raises(ConfigError, match="resume"):
+    # without --resume a finished run is not overwritten
+    with pytest.raises(ConfigError, match="finished run.*--overwrite"):
         run_train("paft", str(tiny_model_dir), str(pairs), str(out), {**PAFT_RUN, "sft_data": str(demos)}, **QUIET)
+    # --resume with another merge is a change of settings: refused unless said to be intended
+    again_opts = {**PAFT_RUN, "sft_data": str(demos), "merge": "ties", "pref_l1_delta": 1e-3, "resume": True,
+                  "beta": 0.2}
+    with pytest.raises(ConfigError, match="merge 'task_arithmetic' -> 'ties'"):
+        run_train("paft", str(tiny_model_dir), str(pairs), str(out), again_opts, **QUIET)
     # with --resume both stages are reused and only the merge runs (here another method)
-    s2 = run_train("paft", str(tiny_model_dir), str(pairs), str(out),
-                   {**PAFT_RUN, "sft_data": str(demos), "merge": "ties", "resume": True, "beta": 0.2}, **QUIET)
+    s2 = run_train("paft", str(tiny_model_dir), str(pairs), str(out), {**again_opts, "resume_allow_changes": True},
+                   **QUIET)
     assert s2["stages"]["sft"]["reused"] and s2["stages"]["pref"]["reused"] and s2["merge"] == "ties"
     assert json.loads((out / "merge.json").read_text())["method"] == "ties"
     again = load_file(str(out / "sft" / "model.safetensors"))

@@ -61,7 +61,7 @@ def test_a_second_run_on_the_same_folder_reuses_the_cache(tiny_model_dir, tmp_pa
     monkeypatch.setattr(refcache, "compute_ref_logps", lambda *a, **k: calls.append(len(a[1])) or real(*a, **k))
     # the same data and reference: the held-out pairs and steps 1-2's pairs are on disk; only steps
     # 3-4's new pairs run the reference (the policy is not taken as one: the cache says otherwise)
-    res = _run(tmp_path, "dpo", steps=4)
+    res = _run(tmp_path, "dpo", steps=4, overwrite=True)  # a finished run: replaced only when asked
     comp = res["reference_logps"]
     assert comp["from_policy"] == 0 and 1 <= comp["reference_pass"] <= 8 and sum(calls) == comp["reference_pass"]
 

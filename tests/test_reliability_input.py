@@ -148,14 +148,19 @@ def test_failing_run_loses_nothing_already_written(tiny_model_dir, tmp_path, cap
     assert {"checkpoints/step-00000001/state.json", "checkpoints/step-00000002/state.json",
             "metrics.jsonl", "model.safetensors"} <= set(before)
 
-    # resuming with a bad eval file: stops at the eval file's bad line, touches nothing
+    # resuming with a bad eval file: stops at the eval file's bad line, touches nothing (an eval file is
+    # a change of the stored settings: refused first, unless said to be intended)
     bad_eval = write_lines(tmp_path / "eval.jsonl", [GOOD, dict(GOOD, chosen="")])
     err = one_line_error(capsys, train("dpo", tiny_model_dir, data, out, "--resume", "--eval-data", str(bad_eval)))
+    assert err.startswith("error: --resume: this run differs from") and f"eval_data '' -> '{bad_eval}'" in err
+    assert _tree(out) == before
+    err = one_line_error(capsys, train("dpo", tiny_model_dir, data, out, "--resume", "--eval-data", str(bad_eval),
+                                       "--resume-allow-changes"))
     assert err == f"error: {bad_eval}:2: field 'chosen': empty text"
     assert _tree(out) == before
 
     # a fresh run into the same folder would delete metrics.jsonl and rotate the checkpoints away
     err = one_line_error(capsys, train("dpo", tiny_model_dir, data, out))
-    assert err == (f"error: {out} holds checkpoints of an earlier run (step-00000002); pass --resume to "
-                   "continue it, or choose another --output")
+    assert err == (f"error: --output {out} holds a finished run (summary.json); pass --overwrite to replace it, "
+                   "--resume to continue it, or choose another --output")
     assert _tree(out) == before

@@ -129,6 +129,7 @@ def run_paft(job: Job) -> dict:
                           "(the paper's choice) and/or --pref-l1-delta")
     out = Path(job.output)
     out.mkdir(parents=True, exist_ok=True)
+    job.write_record()  # config.yaml: the run's record, that --resume compares and --config repeats
     sft_dir, pref_dir = out / "sft", out / "pref"
 
     sft_spec = get_loss("sft")

@@ -207,6 +207,7 @@ def run_rounds(job: Job, recipe: Recipe) -> dict:
     eval_judge = judge_from_spec(mc.eval_judge) if mc.eval_judge else None
     out = Path(job.output)
     out.mkdir(parents=True, exist_ok=True)
+    job.write_record()  # config.yaml: the run's record, that --resume compares and --config repeats
     initial, current = job.model, job.model
     watch, history = None, []
     if watching:

@@ -42,6 +42,7 @@ def run_sdpo(job: Job) -> dict:
     chunks = [train[i * n // scfg.stages:(i + 1) * n // scfg.stages] for i in range(scfg.stages)]
     current = job.model
     out = Path(job.output)
+    job.write_record()  # config.yaml: the run's record, that --resume compares and --config repeats
     stages = []
     for t, chunk in enumerate(chunks, 1):
         stage_dir = out / f"stage-{t}"

@@ -138,7 +138,9 @@ def run_record(method: str, model, data, output, train_cfg, method_cfg=None, inn
     settings: dict = {}
     for c in (inner_cfg, train_cfg, method_cfg):
         if c is not None:
-            settings.update(dataclasses.asdict(c) if dataclasses.is_dataclass(c) else dict(c))
+            # field by field (not asdict, which deep-copies: a Judge passed through the Python API)
+            settings.update({f.name: getattr(c, f.name) for f in dataclasses.fields(c)}
+                            if dataclasses.is_dataclass(c) else dict(c))
     for k in (*ACTIONS, *META_KEYS):
         settings.pop(k, None)
     for k, v in settings.items():
