@@ -59,6 +59,60 @@ from .errors import ConfigError
 
 TOKEN_ENV = "ALIGNKIT_SERVE_TOKEN"
 
+# Every endpoint with a request body and the shape of its answer, for `alignkit serve --help` and
+# docs/serve.md (tests/test_serve_docs.py posts each body to a running server and checks the answer's
+# keys), as served by `alignkit serve --reward rule:words --model DIR --model-name my-model`.
+EXAMPLES = (
+    ("GET", "/health", None,
+     {"ok": True, "endpoints": ["/score", "/generate", "/v1/completions", "/v1/chat/completions", "/v1/models"]}),
+    ("POST", "/score", {"prompts": ["What is 2+2?", [{"role": "user", "content": "Say hi."}]],
+                        "responses": ["It is 4.", "Hello there!"]},
+     {"scores": [3.0, 2.0]}),
+    ("POST", "/generate", {"prompts": ["Once upon a time", [{"role": "user", "content": "Tell me a story."}]],
+                           "max_new_tokens": 32, "temperature": 0.7, "top_p": 1.0, "seed": 0},
+     {"completions": ["there was a cat.", "A dog found a ball."]}),
+    ("GET", "/v1/models", None,
+     {"object": "list", "data": [{"id": "my-model", "object": "model", "created": 0, "owned_by": "alignkit"}]}),
+    ("POST", "/v1/completions", {"model": "my-model", "prompt": "Once upon a time", "max_tokens": 16,
+                                 "temperature": 0.0, "logprobs": 2, "stop": ["."]},
+     {"id": "cmpl-...", "object": "text_completion", "created": 1764720000, "model": "my-model",
+      "choices": [{"index": 0, "text": " there was a cat", "finish_reason": "stop",
+                   "logprobs": {"tokens": [" there"], "token_logprobs": [-0.4], "top_logprobs": [{" there": -0.4}],
+                                "text_offset": [0]}}],
+      "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10}}),
+    ("POST", "/v1/chat/completions", {"model": "my-model", "messages": [
+        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Name a colour."}],
+        "max_tokens": 16, "temperature": 0.7, "seed": 1, "logprobs": True, "top_logprobs": 2},
+     {"id": "chatcmpl-...", "object": "chat.completion", "created": 1764720000, "model": "my-model",
+      "choices": [{"index": 0, "message": {"role": "assistant", "content": "Blue."}, "finish_reason": "stop",
+                   "logprobs": {"content": [{"token": "Blue", "logprob": -0.7, "bytes": [66, 108, 117, 101],
+                                             "top_logprobs": [{"token": "Blue", "logprob": -0.7,
+                                                               "bytes": [66, 108, 117, 101]}]}]}}],
+      "usage": {"prompt_tokens": 20, "completion_tokens": 2, "total_tokens": 22}}),
+)
+ERROR_EXAMPLE = ("POST", "/score", {"prompts": ["What is 2+2?"]},
+                 {"error": "field 'responses': expected a non-empty list"})
+
+
+def curl(method: str, path: str, body, base: str = "http://127.0.0.1:8000") -> str:
+    """The curl command of one example (one line)."""
+    if body is None:
+        return f"curl -s {base}{path}"
+    return f"curl -s {base}{path} -H 'Content-Type: application/json' -d '{json.dumps(body)}'"
+
+
+def help_examples() -> str:
+    """`alignkit serve --help`'s epilog: each endpoint's curl example and the shape of its answer."""
+    lines = ["examples (alignkit serve --reward rule:words --model DIR --model-name my-model; every field: "
+             "docs/serve.md):"]
+    for method, path, body, answer in EXAMPLES + (ERROR_EXAMPLE,):
+        lines += ["", f"  {curl(method, path, body)}", f"  -> {json.dumps(answer)}"]
+    lines += ["", "  Prompts are text or a conversation ([{role, content}, ...]). With a token, add "
+                  "-H 'Authorization: Bearer TOKEN'.",
+              "  Errors: {\"error\": \"one line\"} (on /v1/: {\"error\": {\"message\", \"type\", \"code\"}}), "
+              "status 400/401/404/405/411/413."]
+    return "\n".join(lines)
+
 
 class BadRequest(Exception):
     def __init__(self, status: int, message: str):
