@@ -219,3 +219,19 @@ def test_visited_indices_are_the_step_loops_micro_batches():
         cfg = TrainConfig(batch_size=bs, grad_accum=ga, seed=3)
         want = {i for m in range(total * ga) for r in range(world) for i in micro_batch_indices(m, n, bs, world, r, 3)}
         assert visited_indices(n, cfg, total, world) == want
+
+
+def test_the_python_api_and_a_reward_model_write_the_same_record(work):
+    """Another trainer (reward models) and in-memory records through the Python API: the same flat
+    config.yaml, and --resume compares the records' contents."""
+    from alignkit.api import run_train
+    from alignkit.errors import ConfigError
+    opts = {"max_steps": 2, "batch_size": 4, "progress": False, "num_threads": 1, "save_every": 1}
+    quiet = {"log": lambda *a, **k: None}
+    run_train("rm", "model", make_pairs(16), "rm", opts, **quiet)
+    rec = yaml.safe_load((work / "rm" / "config.yaml").read_text())
+    assert rec["method"] == "rm" and rec["model"] == str(work / "model") and rec["output"] == str(work / "rm")
+    assert rec["data"] is None and rec["data_fingerprint"].startswith("sha256:") and rec["batch_size"] == 4
+    with pytest.raises(ConfigError, match=r"data \(records in memory\) -> \(records in memory\)"):
+        run_train("rm", "model", make_pairs(16, seed=3), "rm", {**opts, "resume": True, "max_steps": 3}, **quiet)
+    assert run_train("rm", "model", make_pairs(16), "rm", {**opts, "resume": True, "max_steps": 3}, **quiet)["steps"] == 3

@@ -227,8 +227,9 @@ def resume_changes(stored: dict, record: dict) -> list:
     if old_fp and new_fp:
         if old_fp != new_fp:
             same_path = stored.get("data") == record.get("data")
-            changes.append(f"data {stored.get('data')} -> {record.get('data')}"
-                           + (" (its contents changed)" if same_path else "") + f" [{old_fp[:19]} -> {new_fp[:19]}]")
+            old, new = (d.get("data") or "(records in memory)" for d in (stored, record))
+            changes.append(f"data {old} -> {new}" + (" (its contents changed)" if same_path else "")
+                           + f" [{old_fp[:19]} -> {new_fp[:19]}]")
     elif "data" in stored and "data" in record and stored["data"] != record["data"]:
         changes.append(f"data {stored['data']} -> {record['data']}")
     for k in stored:

@@ -151,16 +151,16 @@ class Run:
 
     def __init__(self, cfg: TrainConfig, output: str, log=print, fsdp_ok: bool = False, record: dict | None = None):
         """Checks the output folder (train/record.py: a finished run, an earlier run's checkpoints or
-        unrelated files are refused unless --overwrite; --resume compares `record`, the run's
-        config.yaml, with the stored one), makes the accelerator, silences the log of processes other
-        than the main one, sets the thread count (--num-threads, else the cores free now) and seeds
-        torch. `record`: the job's record (Job.record); None for a stage a recipe runs (its record
-        is then built from the trainer's run config)."""
+        unrelated files are refused unless --overwrite; a job's --resume was compared with the stored
+        config.yaml by start_job), makes the accelerator, silences the log of processes other than
+        the main one, sets the thread count (--num-threads, else the cores free now) and seeds torch.
+        `record`: the job's record (Job.record), written as config.yaml; None for a stage a recipe
+        runs (its record is then built from the trainer's run config)."""
         self.cfg = cfg
         check_device(cfg)  # --dtype fp16, --load-in-4bit: CUDA only (precision.py)
         check_reporter(cfg.report_to)  # --report-to: its logger installed
         out = Path(output)
-        check_output(out, cfg, record, log)
+        check_output(out, cfg, None, log)
         self.record = record
         self.precision = mixed_precision(cfg)
         self.acc = make_accelerator(self.precision, fsdp_ok=fsdp_ok, lora=cfg.lora_r > 0)
