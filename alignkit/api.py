@@ -86,7 +86,7 @@ def generate(model: str, prompts, judge: str | None = None, trust_remote_code: b
     """Completions (`alignkit generate`): prompts are a prompts file (.jsonl/.json/.csv/.parquet/.txt,
     MT-Bench's `turns` too) or a list of prompts (text, a list of messages, or rows {"prompt": ...},
     {"turns": [...]}); settings are GenerateSettings fields (max_new_tokens, temperature, top_p,
-    num_samples, seed, batch_size, turns, as_chat). -> records {"prompt", "completion", "sample", ...},
+    samples_per_prompt, seed, batch_size, turns, as_chat). -> records {"prompt", "completion", "sample", ...},
     with "score" under `judge` (a judge spec)."""
     from .errors import DataError
     from .eval.generate import (GenerateSettings, PromptItem, generate_records, parse_prompt_row,

@@ -116,7 +116,7 @@ def test_api_errors_are_the_command_lines_one_line_messages(workspace, capsys):
         run_train("dpo", "models/base", 42, "out/z")
     with pytest.raises(AlignkitError, match="unknown rule 'nope'"):
         score("rule:nope", "pairs.jsonl")
-    with pytest.raises(ConfigError, match="max_new_tokens"):
+    with pytest.raises(ConfigError, match="^generate: --max-new-tokens must be >= 1, got 0$"):
         generate("models/base", ["hi"], max_new_tokens=0)
     with pytest.raises(DataError, match="^prompts:2: field 'turns'"):
         generate("models/base", ["hi", {"turns": []}])
