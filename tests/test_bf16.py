@@ -83,7 +83,7 @@ def test_grpo_runs_sampling_and_reference_under_autocast(tiny_model_dir, tmp_pat
         modes.append(torch.is_autocast_enabled("cpu"))
         return real(*a, **k)
     monkeypatch.setattr(rollout, "score_forward", spy)
-    mcfg = R.GRPOConfig(reward="rule:words", num_samples=4, prompts_per_step=2, max_new_tokens=6, eval_samples=2)
+    mcfg = R.GRPOConfig(reward="rule:words", samples_per_prompt=4, prompts_per_step=2, max_new_tokens=6, eval_samples=2)
     cfg = TrainConfig(max_steps=2, batch_size=4, learning_rate=1e-3, progress=False, eval_fraction=0.25, seed=0,
                       bf16=True)
     s = train_rl(R.GRPO, cfg, mcfg, str(tiny_model_dir), prompts, str(tmp_path / "grpo"), log=lambda *a: None)

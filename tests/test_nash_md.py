@@ -128,7 +128,7 @@ def _train(model, prompts, out, judge=None, **kw):
     from alignkit.train.run import Job
     base = dict(max_steps=4, batch_size=3, learning_rate=1e-3, progress=False, eval_fraction=0.25, seed=0)
     cfg = TrainConfig(**{**base, **{k: v for k, v in kw.items() if k in TrainConfig.__dataclass_fields__}})
-    mcfg = NashMDConfig(**{**dict(reward=judge or "rule:words", prompts_per_step=2, num_samples=2, max_new_tokens=6,
+    mcfg = NashMDConfig(**{**dict(reward=judge or "rule:words", prompts_per_step=2, samples_per_prompt=2, max_new_tokens=6,
                                   eval_samples=2),
                            **{k: v for k, v in kw.items() if k in NashMDConfig.__dataclass_fields__}})
     from alignkit.method import Method
@@ -192,7 +192,7 @@ def test_preference_pushes_towards_the_preferred_answer(tiny_model_dir, prompts_
     """A few steps at a high learning rate make the policy's held-out answers win against the reference's
     under the preference model it trains on (1/2 at the start: the same model, the same samples)."""
     s = _train(tiny_model_dir, prompts_file, tmp_path / "the", judge=MoreSpaces(), max_steps=12, learning_rate=1e-2,
-               beta=0.0, max_new_tokens=12, prompts_per_step=3, num_samples=3, eval_samples=8)
+               beta=0.0, max_new_tokens=12, prompts_per_step=3, samples_per_prompt=3, eval_samples=8)
     assert s["eval_start"]["preference_vs_ref"] == pytest.approx(0.5)
     assert s["eval_end"]["preference_vs_ref"] > 0.6, s["eval_end"]
     assert math.isfinite(s["eval_end"]["kl"]) and s["eval_end"]["kl"] > 0

@@ -43,7 +43,7 @@ METHODS = {"ppo": (R.PPO, R.PPOConfig, "vf_loss"), "reinforce": (R.REINFORCE, R.
 @pytest.mark.parametrize("name", sorted(METHODS))
 def test_method_runs_logs_and_saves(name, tiny_model_dir, prompts_file, tmp_path):
     method, cfg_cls, own_metric = METHODS[name]
-    mcfg = cfg_cls(reward="rule:words", num_samples=2, prompts_per_step=2, max_new_tokens=6, eval_samples=2,
+    mcfg = cfg_cls(reward="rule:words", samples_per_prompt=2, prompts_per_step=2, max_new_tokens=6, eval_samples=2,
                    kl_coef=0.1)
     out = tmp_path / name
     s = train_rl(method, _cfg(), mcfg, str(tiny_model_dir), str(prompts_file), str(out), **QUIET)
@@ -69,7 +69,7 @@ def test_reference_free_loads_no_reference(tiny_model_dir, prompts_file, tmp_pat
     loads = []
     real = loop.load_causal_lm
     monkeypatch.setattr(loop, "load_causal_lm", lambda *a, **k: loads.append(a[0]) or real(*a, **k))
-    mcfg = R.GRPOConfig(reward="rule:words", num_samples=2, prompts_per_step=2, max_new_tokens=6,
+    mcfg = R.GRPOConfig(reward="rule:words", samples_per_prompt=2, prompts_per_step=2, max_new_tokens=6,
                         reference_free=True)
     train_rl(R.GRPO, _cfg(), mcfg, str(tiny_model_dir), str(prompts_file), str(tmp_path / "g"), **QUIET)
     assert loads == [str(tiny_model_dir)]  # the policy only
@@ -79,7 +79,7 @@ def test_reference_free_loads_no_reference(tiny_model_dir, prompts_file, tmp_pat
 
 
 def test_lora_reference_is_the_adapter_disabled_policy(tiny_model_dir, prompts_file, tmp_path):
-    mcfg = R.RLOOConfig(reward="rule:words", num_samples=2, prompts_per_step=2, max_new_tokens=6, kl_coef=0.1)
+    mcfg = R.RLOOConfig(reward="rule:words", samples_per_prompt=2, prompts_per_step=2, max_new_tokens=6, kl_coef=0.1)
     cfg = _cfg(lora_r=4, lora_target_modules=("q_proj", "v_proj"), learning_rate=5e-2, max_steps=3)
     train_rl(R.RLOO, cfg, mcfg, str(tiny_model_dir), str(prompts_file), str(tmp_path / "lora"), **QUIET)
     rows = _rows(tmp_path / "lora")
@@ -99,11 +99,11 @@ def test_ppo_ptx_mixes_demonstrations_into_each_step(tiny_model_dir, prompts_fil
     from conftest import make_demos
     demos = tmp_path / "demos.jsonl"
     demos.write_text("".join(json.dumps({"prompt": d.prompt, "completion": d.completion}) + "\n" for d in make_demos(8)))
-    mcfg = R.PPOPtxConfig(reward="rule:words", prompts_per_step=2, num_samples=2, max_new_tokens=6, ppo_epochs=1,
+    mcfg = R.PPOPtxConfig(reward="rule:words", prompts_per_step=2, samples_per_prompt=2, max_new_tokens=6, ppo_epochs=1,
                           ptx_data=str(demos), ptx_coef=0.5, ptx_batch_size=3)
     from alignkit.api import run_train
     s = run_train("ppo-ptx", str(tiny_model_dir), str(prompts_file), str(tmp_path / "ptx"),
-                  {**{k: getattr(mcfg, k) for k in ("reward", "prompts_per_step", "num_samples", "max_new_tokens",
+                  {**{k: getattr(mcfg, k) for k in ("reward", "prompts_per_step", "samples_per_prompt", "max_new_tokens",
                                                      "ppo_epochs", "ptx_data", "ptx_coef", "ptx_batch_size")},
                    "max_steps": 2, "batch_size": 4, "progress": False}, log=lambda *a: None)
     assert s["iterations"] == 2
@@ -131,7 +131,7 @@ def test_ptx_term_is_exactly_coef_times_token_mean_nll(tiny_model_dir):
 
 
 def test_resume_matches_uninterrupted(tiny_model_dir, prompts_file, tmp_path, monkeypatch):
-    mcfg = R.RLOOConfig(reward="rule:words", num_samples=2, prompts_per_step=2, max_new_tokens=6, kl_coef=0.1,
+    mcfg = R.RLOOConfig(reward="rule:words", samples_per_prompt=2, prompts_per_step=2, max_new_tokens=6, kl_coef=0.1,
                         adaptive_kl=True, kl_target=0.1, kl_horizon=10)
     cfg = _cfg(max_steps=4, save_every=2, eval_fraction=0.25)
     res0 = train_rl(R.RLOO, cfg, mcfg, str(tiny_model_dir), str(prompts_file), str(tmp_path / "full"), **QUIET)
@@ -175,7 +175,7 @@ def test_cli_and_methods_table(tiny_model_dir, prompts_file, tmp_path, capsys):
     # user errors are one line, exit 2
     rc = main(["train", "rloo", "--model", str(tiny_model_dir), "--data", str(prompts_file), "--output",
                str(tmp_path / "bad"), "--reward", "rule:words", "--num-samples", "1"])
-    assert rc == 2 and "num_samples >= 2" in capsys.readouterr().err
+    assert rc == 2 and "--samples-per-prompt must be >= 2, got 1" in capsys.readouterr().err
     rc = main(["train", "grpo", "--model", str(tiny_model_dir), "--data", str(prompts_file), "--output",
                str(tmp_path / "bad"), "--reward", "rule:words", "--kl-estimator", "k9"])
     assert rc == 2 and "kl_estimator" in capsys.readouterr().err
@@ -206,7 +206,7 @@ def test_shared_prompts_train_the_same_weights_as_plain_rows(name, extra, tiny_m
     method, cfg_cls, _ = METHODS[name]
     weights, rows = {}, {}
     for share in (True, False):
-        mcfg = cfg_cls(reward="rule:words", num_samples=4, prompts_per_step=2, max_new_tokens=6, eval_samples=2,
+        mcfg = cfg_cls(reward="rule:words", samples_per_prompt=4, prompts_per_step=2, max_new_tokens=6, eval_samples=2,
                        kl_coef=0.1, share_prompts=share, **extra)
         out = tmp_path / f"share-{share}"
         train_rl(method, _cfg(eval_fraction=0.0), mcfg, str(tiny_model_dir), str(prompts_file), str(out), **QUIET)
@@ -236,7 +236,7 @@ def test_one_update_per_batch_skips_the_old_logprob_pass_with_the_same_result(ti
     weights, rows = {}, {}
     for lazy in (True, False):
         method = R.GRPO if lazy else dataclasses.replace(R.GRPO, kl_in_loss=False)  # False: the loop keeps the pass
-        mcfg = R.GRPOConfig(reward="rule:words", num_samples=4, prompts_per_step=2, max_new_tokens=6, eval_samples=2)
+        mcfg = R.GRPOConfig(reward="rule:words", samples_per_prompt=4, prompts_per_step=2, max_new_tokens=6, eval_samples=2)
         out = tmp_path / f"lazy-{lazy}"
         passes.clear()
         train_rl(method, _cfg(max_steps=3, eval_fraction=0.0), mcfg, str(tiny_model_dir), str(prompts_file),

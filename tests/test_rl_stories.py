@@ -19,8 +19,8 @@ PROMPTS = ["Once upon a time", "One day", "Once upon a time, there was a little 
            "Sue found a"]
 
 RUNS = {  # method -> (method, config, learning rate)
-    "ppo": (R.PPO, R.PPOConfig(reward="rule:positive", num_samples=4, ppo_epochs=1, kl_coef=0.2), 5e-4),
-    "rloo": (R.RLOO, R.RLOOConfig(reward="rule:positive", num_samples=4, kl_coef=0.5), 3e-4),
+    "ppo": (R.PPO, R.PPOConfig(reward="rule:positive", samples_per_prompt=4, ppo_epochs=1, kl_coef=0.2), 5e-4),
+    "rloo": (R.RLOO, R.RLOOConfig(reward="rule:positive", samples_per_prompt=4, kl_coef=0.5), 3e-4),
 }
 
 

@@ -2,8 +2,8 @@
 and configs resolved from defaults < --config FILE.yaml < flags.
 
 A command declares its options as one or more frozen dataclasses (alignkit/config.py: each field is a
-flag, its trailing comment the help, its default printed by --help; ranges and choices are checked in
-`__post_init__`), and `add_command` wires them:
+flag, its trailing comment the help, its default printed by --help; ranges and choices declared with
+`option(...)` and checked by build_config, checks across fields in `__post_init__`), and `add_command` wires them:
 
     add_command(sub, "score", cmd_score, ScoreConfig, help="...")
 
@@ -17,7 +17,8 @@ import dataclasses
 import difflib
 from dataclasses import dataclass
 
-from ..config import add_dataclass_args, build_config, field_docs, read_yaml
+from ..config import (add_dataclass_args, build_config, check_choice, check_range, check_required, field_docs,
+                      read_yaml)
 from ..errors import ConfigError
 
 
@@ -121,23 +122,15 @@ def add_group(sub, name: str, aliases=(), **parser_kw) -> tuple:
 
 
 def required(cfg, *names: str, hint: str = ""):
-    """ValueError naming the first of `names` that is empty (for a config's __post_init__)."""
-    for n in names:
-        if getattr(cfg, n) in (None, "", ()):
-            flag = "--" + n.replace("_", "-")
-            raise ValueError(f"{n}: required ({flag}{' ' + hint if hint else ''})")
+    """ValueError naming the flag of the first of `names` that is empty (for a config's __post_init__)."""
+    check_required(cfg, *names, hint=hint)
 
 
 def one_of(cfg, name: str, choices: tuple):
-    """ValueError naming the field and the accepted values."""
-    v = getattr(cfg, name)
-    if v not in choices:
-        raise ValueError(f"{name}: {v!r} is not one of {', '.join(map(str, choices))}")
+    """ValueError naming the flag and the accepted values (prefer `option(..., choices=...)` on the field)."""
+    check_choice(name, getattr(cfg, name), choices)
 
 
 def at_least(cfg, name: str, low, high=None):
-    """ValueError naming the field and the accepted range [low, high]."""
-    v = getattr(cfg, name)
-    if v < low or (high is not None and v > high):
-        rng = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ValueError(f"{name}: must be {rng}, got {v!r}")
+    """ValueError naming the flag and the accepted range [low, high] (prefer `option(..., ge=...)`)."""
+    check_range(name, getattr(cfg, name), low, high)

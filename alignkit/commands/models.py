@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..config import option
 from ..models.fetch import CATALOGUE, GetModelConfig, run_get
 from .common import Options, add_command, add_group, at_least, required
 
@@ -16,12 +17,12 @@ from .common import Options, add_command, add_group, at_least, required
 class TinyModelConfig:
     data: str = ""  # any file alignkit reads (its prompts and responses train the tokenizer)
     output: str = ""  # folder to write the model and tokenizer to
-    vocab_size: int = 1024  # BPE vocabulary size
-    hidden_size: int = 64  # model width
-    layers: int = 2  # transformer blocks
-    heads: int = 4  # attention heads (must divide hidden_size)
-    intermediate_size: int = 172  # MLP width
-    max_positions: int = 1024  # longest sequence
+    vocab_size: int = option(1024, ge=1)  # BPE vocabulary size
+    hidden_size: int = option(64, ge=1)  # model width
+    layers: int = option(2, ge=1)  # transformer blocks
+    heads: int = option(4, ge=1)  # attention heads (must divide hidden_size)
+    intermediate_size: int = option(172, ge=1)  # MLP width
+    max_positions: int = option(1024, ge=1)  # longest sequence
     seed: int = 0  # initialisation seed
 
     def __post_init__(self):

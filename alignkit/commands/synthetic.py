@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from ..config import option
 from ..synthetic.base import TINY_WORLD, WorldConfig
 from ..synthetic.experiments import MINI_COMPARE, CompareConfig
 from ..synthetic.labelers import LabelerConfig
@@ -99,9 +100,9 @@ EXPORT_SOURCES = ("corpus", "base")
 @dataclass(frozen=True)
 class ExportOptions(TaskOptions):
     output: str = ""  # folder to write the files to
-    n_prompts: int = 400  # training prompts to label
-    samples_per_prompt: int = 4  # candidates per prompt
-    source: str = "corpus"  # candidates: corpus (the corpus's behaviour mix; fast) | base (sampled from the base model)
+    n_prompts: int = option(400, ge=1)  # training prompts to label
+    samples_per_prompt: int = option(4, ge=1)  # candidates per prompt
+    source: str = option("corpus", choices=EXPORT_SOURCES)  # candidates: corpus (the corpus's behaviour mix; fast) | base (sampled from the base model)
     seed: int = 0  # prompt draw, candidates and the labeler's random stream
 
     def __post_init__(self):
@@ -147,7 +148,7 @@ class CompareSettings(CompareConfig):
 
 @dataclass(frozen=True)
 class CompareLabeler(LabelerConfig):
-    temperature: float = 0.3  # Bradley-Terry / Plackett-Luce / thumbs temperature on utility gaps; 0 = deterministic
+    temperature: float = option(0.3, ge=0)  # Bradley-Terry / Plackett-Luce / thumbs temperature on utility gaps; 0 = deterministic
 
 
 def cmd_compare(opts: CompareOptions, settings: CompareSettings, labeler: CompareLabeler) -> int:

@@ -43,6 +43,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import option
 from ..errors import ConfigError, DataError
 from .exemplars import context_text
 from .pairwise import PairwiseLLMJudge
@@ -218,12 +219,12 @@ class ReviseConfig:
     output: str = ""  # demonstrations JSONL (prompt/completion) for `alignkit train sft`; .report.json and .progress.jsonl go beside it (required)
     constitution: str = "default"  # default (the shipped one) or a constitution file (JSONL)
     principles: str = "harmless"  # which principles are drawn: harmless | helpful | all | NAME[+NAME...]
-    rounds: int = 1  # critique-and-revision rounds per response, each under a freshly drawn principle
-    max_tokens: int = 128  # longest response, critique and revision, in tokens
-    temperature: float = 1.0  # sampling temperature of the first response
-    critic_temperature: float = 0.0  # sampling temperature of critiques and revisions (0 = greedy)
-    batch_size: int = 8  # prompts per model call and per resumable chunk
-    limit: int = 0  # the first N prompts only; 0 = all
+    rounds: int = option(1, ge=1)  # critique-and-revision rounds per response, each under a freshly drawn principle
+    max_tokens: int = option(128, ge=1)  # longest response, critique and revision, in tokens
+    temperature: float = option(1.0, ge=0)  # sampling temperature of the first response
+    critic_temperature: float = option(0.0, ge=0)  # sampling temperature of critiques and revisions (0 = greedy)
+    batch_size: int = option(8, ge=1)  # prompts per model call and per resumable chunk
+    limit: int = option(0, ge=0)  # the first N prompts only; 0 = all
     seed: int = 0  # principle draws and sampling
     overwrite: bool = False  # start over even when OUTPUT holds a finished or partial run
 
@@ -358,17 +359,17 @@ class PreferenceConfig:
     data: str = ""  # prompts with two or more responses (any file `alignkit label` reads), or prompts only with --policy (required)
     output: str = ""  # pairwise JSONL: prompt/chosen/rejected, weight = P(chosen > rejected), judge_principle (required)
     policy: str = ""  # sample --samples responses per prompt from this model first (same forms as --feedback); "" = data holds the responses
-    samples: int = 2  # responses sampled per prompt with --policy; every two of a prompt are compared
-    max_tokens: int = 128  # longest sampled response, in tokens
-    temperature: float = 1.0  # sampling temperature of the policy
+    samples: int = option(2, ge=2)  # responses sampled per prompt with --policy; every two of a prompt are compared
+    max_tokens: int = option(128, ge=1)  # longest sampled response, in tokens
+    temperature: float = option(1.0, ge=0)  # sampling temperature of the policy
     constitution: str = "default"  # default (the shipped one) or a constitution file (JSONL)
     principles: str = "harmless"  # which principles are drawn: harmless | helpful | all | NAME[+NAME...]
     template: str = "constitution"  # a pairwise template with {principle}: constitution (built in) or a file
     cot: bool = False  # chain of thought before the choice (sec. 4.1's CoT prompting); needs cot sections in the template
     debias: bool = True  # judge both orders and average (position bias)
     soft_labels: bool = True  # write P(chosen > rejected) as the weight (the paper's preference model trains on these)
-    batch_size: int = 8  # items per call and per resumable chunk
-    limit: int = 0  # the first N items (prompts with --policy) only; 0 = all
+    batch_size: int = option(8, ge=1)  # items per call and per resumable chunk
+    limit: int = option(0, ge=0)  # the first N items (prompts with --policy) only; 0 = all
     seed: int = 0  # principle draws and sampling
     overwrite: bool = False  # start over even when OUTPUT holds a finished or partial run
 

@@ -33,6 +33,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import option
 from ..errors import ConfigError, DataError
 from .resumable import ResumableOutput, file_sha256, side_paths
 
@@ -44,15 +45,15 @@ class LabelConfig:
     judge: str = ""  # judge spec: llm-pair:BACKEND, llm-score:BACKEND, rm:DIR, ... (required)
     data: str = ""  # prompts with 2+ responses: pairwise, listwise, scored or {"prompt", "completions"} rows (required)
     output: str = ""  # output JSONL; its .report.json, .progress.jsonl and .cache.jsonl go beside it (required)
-    mode: str = "pairwise"  # pairwise (chosen/rejected) | pointwise (thumbs from scores) | rank (listwise scores)
+    mode: str = option("pairwise", choices=MODES)  # pairwise (chosen/rejected) | pointwise (thumbs from scores) | rank (listwise scores)
     threshold: float = 3.0  # pointwise: thumbs up when the judge's score is >= this (3 on the 0-5 rubric)
     soft_labels: bool = True  # pairwise: also write P(chosen > rejected) as the weight (the soft label train rm fits)
-    min_confidence: float = 0.0  # pairwise: leave out pairs whose probability is within this of 0.5
-    batch_size: int = 8  # items per judge call and per resumable chunk
-    limit: int = 0  # label the first N items only; 0 = all
+    min_confidence: float = option(0.0, ge=0, lt=0.5)  # pairwise: leave out pairs whose probability is within this of 0.5
+    batch_size: int = option(8, ge=1)  # items per judge call and per resumable chunk
+    limit: int = option(0, ge=0)  # label the first N items only; 0 = all
     seed: int = 0  # which response a judge sees first when it judges one order only
     cache: str = ""  # on-disk answer cache for HTTP judges (default: OUTPUT's .cache.jsonl; "none" = off)
-    on_bad_record: str = "error"  # error | skip: what a bad input record does
+    on_bad_record: str = option("error", choices=("error", "skip"))  # error | skip: what a bad input record does
     overwrite: bool = False  # start over even when OUTPUT holds a finished or partial run
 
     def __post_init__(self):

@@ -4,6 +4,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from ..config import option
+
 
 @dataclass(frozen=True)
 class LeaderboardConfig:
@@ -18,22 +20,22 @@ class LeaderboardConfig:
     base_model: str = ""  # --methods with starts base: the pre-trained model before SFT ("" = the task set-up's)
     starts: tuple[str, ...] = ("model",)  # --methods: start each method from model (the SFT model) and/or base (the pre-trained one)
     data: str = ""  # --methods: labelled pairs to train on ("" = the task set-up's labels)
-    label_budget: int = 600  # --methods: labelled pairs used: the first N of --data (0 = all), or N training prompts the task set-up labels
-    eval_fraction: float = 0.1  # --methods: share of the pairs held out (the preferences task's default data, the runs' eval rows)
-    max_steps: int = 0  # --methods: optimizer steps of every offline method (0 = --epochs); online methods take --set METHOD.iterations=N
-    epochs: float = 2.0  # --methods: passes over the pairs when max_steps is 0
-    learning_rate: float = 2e-4  # --methods: peak learning rate of every method (cosine schedule, warm-up over the first tenth of the steps)
-    batch_size: int = 16  # --methods: examples per optimizer step
+    label_budget: int = option(600, ge=0)  # --methods: labelled pairs used: the first N of --data (0 = all), or N training prompts the task set-up labels
+    eval_fraction: float = option(0.1, ge=0, lt=1)  # --methods: share of the pairs held out (the preferences task's default data, the runs' eval rows)
+    max_steps: int = option(0, ge=0)  # --methods: optimizer steps of every offline method (0 = --epochs); online methods take --set METHOD.iterations=N
+    epochs: float = option(2.0, gt=0)  # --methods: passes over the pairs when max_steps is 0
+    learning_rate: float = option(2e-4, gt=0)  # --methods: peak learning rate of every method (cosine schedule, warm-up over the first tenth of the steps)
+    batch_size: int = option(16, ge=1)  # --methods: examples per optimizer step
     reward: str = ""  # --methods: the judge of online methods (ppo, iterative-dpo, ...); "" = a Bradley-Terry reward model trained on the same pairs
     set: tuple[str, ...] = field(default=(), metadata={"repeat": True})  # [METHOD.]FIELD=VALUE: a run or method option for every method (or one), one per flag
     sweep: tuple[str, ...] = field(default=(), metadata={"repeat": True})  # [METHOD.]FIELD=V1,V2,...: extra runs per value (e.g. dpo.beta=0.05,0.3,1) for the reward-KL frontier
     baseline: str = ""  # the policy win rates are measured against ("" = the starting model when training, else none)
     reference: str = ""  # the reference model for KL and implicit rewards of models that name none ("" = the baseline)
-    max_new_tokens: int = 64  # generative tasks: longest response (tasks may set their own)
-    temperature: float = 0.0  # generative tasks: sampling temperature (0 = greedy; the bundled task always samples at 1)
-    threads: int = 1  # torch CPU threads per cell
+    max_new_tokens: int = option(64, ge=1)  # generative tasks: longest response (tasks may set their own)
+    temperature: float = option(0.0, ge=0)  # generative tasks: sampling temperature (0 = greedy; the bundled task always samples at 1)
+    threads: int = option(1, ge=0)  # torch CPU threads per cell
     isolate: bool = True  # run each cell in its own process: its own peak memory, and a crash stays in its cell
-    timeout: float = 0.0  # seconds a cell may take before it is stopped with an error (0 = no limit)
+    timeout: float = option(0.0, ge=0)  # seconds a cell may take before it is stopped with an error (0 = no limit)
 
     def __post_init__(self):
         if not self.output:
@@ -91,7 +93,7 @@ PRESETS = {
         {"methods": ("dpo", "iterative-dpo", "ppo"), "tasks": ("bundled", "preferences"),
          # iterative DPO: 3 rounds of 200 prompts x 4 samples (docs/results/bundled_task.md g); PPO: 40
          # rollout batches of 16 prompts, about one pass over the training prompts
-         "set": ("iterative-dpo.prompts_per_iteration=200", "iterative-dpo.sample_temperature=0.7",
+         "set": ("iterative-dpo.prompts_per_iteration=200", "iterative-dpo.temperature=0.7",
                  "iterative-dpo.max_new_tokens=48", "ppo.iterations=40", "ppo.prompts_per_step=16",
                  "ppo.max_new_tokens=48"),
          "sweep": ("dpo.beta=0.03,1.0", "ppo.kl_coef=0.2")}),

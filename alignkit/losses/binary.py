@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..config import option
 from .base import BinaryInput, LossOutput
 
 
@@ -26,9 +27,9 @@ def _require(value, what: str, loss: str):
 
 @dataclass(frozen=True)
 class KTOConfig:
-    beta: float = 0.1  # temperature on the log-ratio to the reference
-    desirable_weight: float = 1.0  # lambda_D, weight of thumbs-up examples (aim for lambda_D*n_D/(lambda_U*n_U) in [1, 4/3])
-    undesirable_weight: float = 1.0  # lambda_U, weight of thumbs-down examples
+    beta: float = option(0.1, gt=0)  # temperature on the log-ratio to the reference
+    desirable_weight: float = option(1.0, gt=0)  # lambda_D, weight of thumbs-up examples (aim for lambda_D*n_D/(lambda_U*n_U) in [1, 4/3])
+    undesirable_weight: float = option(1.0, gt=0)  # lambda_U, weight of thumbs-down examples
 
 
 def kto(inp: BinaryInput, cfg: KTOConfig) -> LossOutput:
@@ -83,7 +84,7 @@ def kto_advice(records: list, cfg: KTOConfig) -> list:
 
 @dataclass(frozen=True)
 class BCOConfig:
-    beta: float = 0.1  # temperature on the log-ratio; the implicit reward is r = beta * Delta
+    beta: float = option(0.1, gt=0)  # temperature on the log-ratio; the implicit reward is r = beta * Delta
 
 
 def bco(inp: BinaryInput, cfg: BCOConfig, state: dict) -> LossOutput:
@@ -123,7 +124,7 @@ def bco(inp: BinaryInput, cfg: BCOConfig, state: dict) -> LossOutput:
 
 @dataclass(frozen=True)
 class DROConfig:
-    tau: float = 1.0  # KL-regularisation temperature tau (UNCERTAIN: the paper's default is not verified)
+    tau: float = option(1.0, gt=0)  # KL-regularisation temperature tau (UNCERTAIN: the paper's default is not verified)
     rescale_policy: bool = True  # paper's DRO-V update: policy gradient not scaled by tau (False: exact gradient of the square)
     mean_logps: bool = False  # length-normalised log-ratio (some code) instead of the paper's summed log pi(y|x)
 

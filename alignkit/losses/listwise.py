@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..config import option
 from .base import ListwiseInput, LossOutput
 
 
@@ -25,7 +26,7 @@ def _best(inp: ListwiseInput):
 
 @dataclass(frozen=True)
 class LiPOConfig:
-    beta: float = 0.05  # temperature on the log-ratios: s_i = beta * Delta(y_i)
+    beta: float = option(0.05, gt=0)  # temperature on the log-ratios: s_i = beta * Delta(y_i)
 
 
 def lipo(inp: ListwiseInput, cfg: LiPOConfig) -> LossOutput:
@@ -64,8 +65,8 @@ def lipo(inp: ListwiseInput, cfg: LiPOConfig) -> LossOutput:
 
 @dataclass(frozen=True)
 class RRHFConfig:
-    rank_weight: float = 1.0  # w on the ranking hinge (1 in the paper's scripts; the code default is 100)
-    length_penalty: float = 1.0  # p_i = log pi(y_i) / |y_i|^length_penalty (1 = mean log-prob)
+    rank_weight: float = option(1.0, ge=0)  # w on the ranking hinge (1 in the paper's scripts; the code default is 100)
+    length_penalty: float = option(1.0, ge=0)  # p_i = log pi(y_i) / |y_i|^length_penalty (1 = mean log-prob)
 
 
 def rrhf(inp: ListwiseInput, cfg: RRHFConfig) -> LossOutput:
@@ -95,7 +96,7 @@ def rrhf(inp: ListwiseInput, cfg: RRHFConfig) -> LossOutput:
 
 @dataclass(frozen=True)
 class PROConfig:
-    sft_weight: float = 0.05  # w_sft; the SFT term is w_sft * (K-1)^2 * NLL(best), as in the official code
+    sft_weight: float = option(0.05, ge=0)  # w_sft; the SFT term is w_sft * (K-1)^2 * NLL(best), as in the official code
 
 
 def pro(inp: ListwiseInput, cfg: PROConfig) -> LossOutput:

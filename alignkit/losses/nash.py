@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..config import option
 from .base import ListwiseInput, LossOutput, preference_metrics
 
 
 @dataclass(frozen=True)
 class SPPOConfig:
-    eta: float = 1000.0  # eta: the log-ratio's target is eta * (P(y > pi_t) - 1/2) (paper/repo: 1000, i.e. beta 0.001)
+    eta: float = option(1000.0, gt=0)  # eta: the log-ratio's target is eta * (P(y > pi_t) - 1/2) (paper/repo: 1000, i.e. beta 0.001)
 
 
 def sppo(inp: ListwiseInput, cfg: SPPOConfig) -> LossOutput:

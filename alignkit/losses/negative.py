@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..config import option
 from .base import BinaryInput, DemoInput, ListwiseInput, LossOutput
 
 
@@ -25,7 +26,7 @@ from .base import BinaryInput, DemoInput, ListwiseInput, LossOutput
 
 @dataclass(frozen=True)
 class NPOConfig:
-    beta: float = 0.1  # temperature; beta -> 0 recovers gradient ascent (times 2)
+    beta: float = option(0.1, gt=0)  # temperature; beta -> 0 recovers gradient ascent (times 2)
 
 
 def npo(inp: DemoInput, cfg: NPOConfig) -> LossOutput:
@@ -47,16 +48,16 @@ def npo(inp: DemoInput, cfg: NPOConfig) -> LossOutput:
 
 @dataclass(frozen=True)
 class D2OConfig:
-    beta: float = 0.1  # temperature on the mean log-ratio of the K self-samples
-    alpha: float = 0.1  # weight on the negative's log-ratio
-    num_samples: int = 4  # K self-samples per prompt, drawn once from the initial model before training (paper: 11)
-    sample_max_tokens: int = 64  # longest self-sample in tokens
-    sample_temperature: float = 1.0  # sampling temperature of the self-samples
+    beta: float = option(0.1, gt=0)  # temperature on the mean log-ratio of the K self-samples
+    alpha: float = option(0.1, ge=0)  # weight on the negative's log-ratio
+    samples_per_prompt: int = option(4, ge=1, aliases=("num_samples",))  # K self-samples per prompt, drawn once from the initial model before training (paper: 11)
+    max_new_tokens: int = option(64, ge=1, aliases=("sample_max_tokens",))  # longest self-sample in tokens
+    temperature: float = option(1.0, ge=0, aliases=("sample_temperature",))  # sampling temperature of the self-samples
 
 
 def d2o_shape_options(cfg: D2OConfig) -> dict:
     """The negative-feedback shape's self-samples for D2O: K per prompt from the initial model."""
-    return {"num_samples": cfg.num_samples, "max_tokens": cfg.sample_max_tokens, "temperature": cfg.sample_temperature}
+    return {"num_samples": cfg.samples_per_prompt, "max_tokens": cfg.max_new_tokens, "temperature": cfg.temperature}
 
 
 def d2o(inp: ListwiseInput, cfg: D2OConfig) -> LossOutput:
@@ -85,8 +86,8 @@ def d2o(inp: ListwiseInput, cfg: D2OConfig) -> LossOutput:
 
 @dataclass(frozen=True)
 class CringeConfig:
-    ct_weight: float = 1.0  # alpha, weight of the contrastive loss on negative sequences (ParlAI ct_loss_weight)
-    num_pos_predictions: int = 1  # k: sample the positive token from the model's top-k (ParlAI default 1; paper's k unverified)
+    ct_weight: float = option(1.0, ge=0)  # alpha, weight of the contrastive loss on negative sequences (ParlAI ct_loss_weight)
+    num_pos_predictions: int = option(1, ge=1)  # k: sample the positive token from the model's top-k (ParlAI default 1; paper's k unverified)
     sample_seed: int = 0  # seed of the top-k sampling (mixed with the batch's token ids, so each batch draws differently)
 
 

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..config import option
 from .base import LossOutput, PairwiseInput, pair_logratios, preference_metrics
 
 
@@ -41,7 +42,7 @@ def _check(cond: bool, msg: str):
 
 @dataclass(frozen=True)
 class DPOConfig:
-    beta: float = 0.1  # temperature on the log-ratios; larger = stronger pull to the reference
+    beta: float = option(0.1, gt=0)  # temperature on the log-ratios; larger = stronger pull to the reference
 
 
 def dpo(inp: PairwiseInput, cfg: DPOConfig) -> LossOutput:
@@ -54,8 +55,8 @@ def dpo(inp: PairwiseInput, cfg: DPOConfig) -> LossOutput:
 
 @dataclass(frozen=True)
 class CDPOConfig:
-    beta: float = 0.1  # temperature on the log-ratios (as in DPO)
-    eps: float = 0.1  # assumed label-flip rate (label smoothing), in [0, 0.5]; 0 = plain DPO
+    beta: float = option(0.1, gt=0)  # temperature on the log-ratios (as in DPO)
+    eps: float = option(0.1, ge=0, le=0.5)  # assumed label-flip rate (label smoothing), in [0, 0.5]; 0 = plain DPO
 
     def __post_init__(self):
         _check(0.0 <= self.eps <= 0.5, f"cdpo: eps must be in [0, 0.5], got {self.eps}")
@@ -74,8 +75,8 @@ def cdpo(inp: PairwiseInput, cfg: CDPOConfig) -> LossOutput:
 
 @dataclass(frozen=True)
 class RobustDPOConfig:
-    beta: float = 0.1  # temperature on the log-ratios (as in DPO)
-    eps: float = 0.1  # assumed label-flip rate, in [0, 0.5); 0 = plain DPO
+    beta: float = option(0.1, gt=0)  # temperature on the log-ratios (as in DPO)
+    eps: float = option(0.1, ge=0, lt=0.5)  # assumed label-flip rate, in [0, 0.5); 0 = plain DPO
 
     def __post_init__(self):
         _check(0.0 <= self.eps < 0.5, f"robust: eps must be in [0, 0.5), got {self.eps}")
@@ -98,7 +99,7 @@ def robust(inp: PairwiseInput, cfg: RobustDPOConfig) -> LossOutput:
 
 @dataclass(frozen=True)
 class IPOConfig:
-    tau: float = 0.1  # regularisation tau; the loss regresses h onto 1/(2 tau) (HALOs / TRL beta = 0.1)
+    tau: float = option(0.1, gt=0)  # regularisation tau; the loss regresses h onto 1/(2 tau) (HALOs / TRL beta = 0.1)
     length_normalize: bool = False  # TRL's variant: h from per-token-mean log-ratios (tau values are not comparable)
 
     def __post_init__(self):
@@ -134,8 +135,8 @@ GPO_FUNCTIONS = {
 
 @dataclass(frozen=True)
 class GPOConfig:
-    beta: float = 0.1  # scale on h, rho = beta * h; its effective strength depends on f, retune it per f
-    f: str = "logistic"  # the function f(rho): logistic | exponential | squared | hinge | truncated_quadratic | savage
+    beta: float = option(0.1, gt=0)  # scale on h, rho = beta * h; its effective strength depends on f, retune it per f
+    f: str = option("logistic", choices=GPO_FUNCTIONS)  # the function f(rho): logistic | exponential | squared | hinge | truncated_quadratic | savage
 
     def __post_init__(self):
         _check(self.f in GPO_FUNCTIONS, f"gpo: f must be one of {', '.join(GPO_FUNCTIONS)}, got {self.f!r}")
@@ -154,8 +155,8 @@ def gpo(inp: PairwiseInput, cfg: GPOConfig) -> LossOutput:
 
 @dataclass(frozen=True)
 class RSOConfig:
-    gamma: float = 0.05  # loss temperature gamma on h (RSO decouples it from the sampling beta = 0.5)
-    loss_type: str = "sigmoid_norm"  # sigmoid_norm: -log sigma(gamma h) | hinge_norm: max(0, 1 - gamma h)
+    gamma: float = option(0.05, gt=0)  # loss temperature gamma on h (RSO decouples it from the sampling beta = 0.5)
+    loss_type: str = option("sigmoid_norm", choices=("sigmoid_norm", "hinge_norm"))  # sigmoid_norm: -log sigma(gamma h) | hinge_norm: max(0, 1 - gamma h)
 
     def __post_init__(self):
         _check(self.loss_type in ("sigmoid_norm", "hinge_norm"),
@@ -181,8 +182,8 @@ def rso(inp: PairwiseInput, cfg: RSOConfig) -> LossOutput:
 
 @dataclass(frozen=True)
 class DPOPConfig:
-    beta: float = 0.3  # temperature on the log-ratios (Smaug used 0.3; UNCERTAIN, recalled)
-    lam: float = 50.0  # lambda, weight of the penalty max(0, -Delta(y_w)) inside the beta bracket (Smaug: 50)
+    beta: float = option(0.3, gt=0)  # temperature on the log-ratios (Smaug used 0.3; UNCERTAIN, recalled)
+    lam: float = option(50.0, ge=0)  # lambda, weight of the penalty max(0, -Delta(y_w)) inside the beta bracket (Smaug: 50)
 
 
 def dpop(inp: PairwiseInput, cfg: DPOPConfig) -> LossOutput:
@@ -200,8 +201,8 @@ def dpop(inp: PairwiseInput, cfg: DPOPConfig) -> LossOutput:
 
 @dataclass(frozen=True)
 class RDPOConfig:
-    beta: float = 0.1  # temperature on the log-ratios (DPO range)
-    alpha: float = 0.05  # alpha, weight of the length difference |y_w| - |y_l| in tokens (UNCERTAIN default)
+    beta: float = option(0.1, gt=0)  # temperature on the log-ratios (DPO range)
+    alpha: float = option(0.05, ge=0)  # alpha, weight of the length difference |y_w| - |y_l| in tokens (UNCERTAIN default)
 
 
 def r_dpo(inp: PairwiseInput, cfg: RDPOConfig) -> LossOutput:
@@ -223,8 +224,8 @@ def r_dpo(inp: PairwiseInput, cfg: RDPOConfig) -> LossOutput:
 
 @dataclass(frozen=True)
 class RPOConfig:
-    beta: float = 0.1  # temperature of the DPO term
-    alpha: float = 1.0  # weight of the length-normalised NLL of the chosen response (the paper and TRL: 1.0)
+    beta: float = option(0.1, gt=0)  # temperature of the DPO term
+    alpha: float = option(1.0, ge=0)  # weight of the length-normalised NLL of the chosen response (the paper and TRL: 1.0)
 
 
 def rpo(inp: PairwiseInput, cfg: RPOConfig) -> LossOutput:
@@ -246,10 +247,10 @@ def rpo(inp: PairwiseInput, cfg: RPOConfig) -> LossOutput:
 
 @dataclass(frozen=True)
 class BetaDPOConfig:
-    beta: float = 0.1  # beta_0, the base temperature
-    a: float = 0.6  # sensitivity of beta to the batch gap: beta = beta_0 (1 + a (mean M - M_0)) (README example; code default 0.01)
-    rho: float = 0.2  # filter ratio: each training batch keeps floor(N (1 - rho)) pairs (the repo's mode_weight)
-    momentum: float = 0.9  # EMA momentum of the running gap mean M_0 and std sigma_M
+    beta: float = option(0.1, gt=0)  # beta_0, the base temperature
+    a: float = option(0.6, ge=0)  # sensitivity of beta to the batch gap: beta = beta_0 (1 + a (mean M - M_0)) (README example; code default 0.01)
+    rho: float = option(0.2, ge=0, lt=1)  # filter ratio: each training batch keeps floor(N (1 - rho)) pairs (the repo's mode_weight)
+    momentum: float = option(0.9, ge=0, le=1)  # EMA momentum of the running gap mean M_0 and std sigma_M
     filter_seed: int = 0  # seed of the filtering draws (each step seeds from it and the draw count in the state, so runs are reproducible)
 
     def __post_init__(self):
@@ -333,8 +334,8 @@ def beta_dpo(inp: PairwiseInput, cfg: BetaDPOConfig, state: dict) -> LossOutput:
 
 @dataclass(frozen=True)
 class SLiCConfig:
-    delta: float = 1.0  # hinge margin delta on raw summed log-probs (paper and HALOs: 1.0)
-    lam: float = 0.1  # lambda, weight of the cross-entropy regulariser on y_ref = the chosen response (HALOs: 0.1; paper value UNCERTAIN)
+    delta: float = option(1.0, ge=0)  # hinge margin delta on raw summed log-probs (paper and HALOs: 1.0)
+    lam: float = option(0.1, ge=0)  # lambda, weight of the cross-entropy regulariser on y_ref = the chosen response (HALOs: 0.1; paper value UNCERTAIN)
 
 
 def slic_hf(inp: PairwiseInput, cfg: SLiCConfig) -> LossOutput:
@@ -352,8 +353,8 @@ def slic_hf(inp: PairwiseInput, cfg: SLiCConfig) -> LossOutput:
 
 @dataclass(frozen=True)
 class SimPOConfig:
-    beta: float = 2.0  # reward scale on mean log-probs (20-100x DPO's beta; released configs 2.0-10)
-    gamma: float = 1.0  # absolute target margin gamma (the repo's gamma_beta_ratio 0.5 times beta 2.0)
+    beta: float = option(2.0, gt=0)  # reward scale on mean log-probs (20-100x DPO's beta; released configs 2.0-10)
+    gamma: float = option(1.0, ge=0)  # absolute target margin gamma (the repo's gamma_beta_ratio 0.5 times beta 2.0)
     length_normalize: bool = True  # use mean log-probs (SimPO); False = summed (with gamma=0: the reference-free sigmoid loss)
 
 
@@ -373,8 +374,8 @@ def simpo(inp: PairwiseInput, cfg: SimPOConfig) -> LossOutput:
 
 @dataclass(frozen=True)
 class CPOConfig:
-    beta: float = 0.1  # temperature on the summed log-prob difference
-    alpha: float = 1.0  # weight of the chosen response's token-mean NLL (TRL cpo_alpha = 1.0)
+    beta: float = option(0.1, gt=0)  # temperature on the summed log-prob difference
+    alpha: float = option(1.0, ge=0)  # weight of the chosen response's token-mean NLL (TRL cpo_alpha = 1.0)
 
 
 def cpo(inp: PairwiseInput, cfg: CPOConfig) -> LossOutput:
@@ -392,7 +393,7 @@ def cpo(inp: PairwiseInput, cfg: CPOConfig) -> LossOutput:
 
 @dataclass(frozen=True)
 class ORPOConfig:
-    lam: float = 0.1  # lambda, weight of the odds-ratio term (paper and TRL beta: 0.1)
+    lam: float = option(0.1, ge=0)  # lambda, weight of the odds-ratio term (paper and TRL beta: 0.1)
 
 
 def _log1mexp(x: Tensor) -> Tensor:

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..config import option
 from .base import Logps, LossOutput, PairwiseInput, pair_logratios, preference_metrics
 
 
@@ -40,9 +41,9 @@ def sequential_kl(policy: Logps, ref: Logps) -> Tensor:
 
 @dataclass(frozen=True)
 class TDPOConfig:
-    beta: float = 0.1  # temperature on the log-ratios
-    alpha: float = 0.5  # TDPO2 weight on the sequential-KL difference (unused by TDPO1)
-    variant: int = 2  # 1 = TDPO1 (plain KL difference), 2 = TDPO2 (alpha-weighted, stop-gradient on the chosen KL)
+    beta: float = option(0.1, gt=0)  # temperature on the log-ratios
+    alpha: float = option(0.5, ge=0)  # TDPO2 weight on the sequential-KL difference (unused by TDPO1)
+    variant: int = option(2, choices=(1, 2))  # 1 = TDPO1 (plain KL difference), 2 = TDPO2 (alpha-weighted, stop-gradient on the chosen KL)
 
 
 def tdpo(inp: PairwiseInput, cfg: TDPOConfig) -> LossOutput:

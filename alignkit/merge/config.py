@@ -3,25 +3,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..config import option
+
 METHODS = ("task_arithmetic", "ties", "dare_ties", "dare_linear", "linear")
 DTYPE_CHOICES = ("auto", "fp32", "float32", "bf16", "bfloat16", "fp16", "float16")
 
 
 @dataclass(frozen=True)
 class MergeConfig:
-    method: str = "task_arithmetic"  # task_arithmetic | ties | dare_ties | dare_linear | linear
+    method: str = option("task_arithmetic", choices=METHODS)  # task_arithmetic | ties | dare_ties | dare_linear | linear
     base: str = ""  # model folder the deltas are taken from (optional for linear: then config/tokenizer source only)
     models: tuple[str, ...] = ()  # comma-separated folders to merge: full models and/or PEFT LoRA adapters
     weights: tuple[float, ...] = ()  # one weight per model, comma-separated; empty = 1 each (linear normalises)
-    scale: float = 1.0  # lambda: multiplies the merged delta (all methods but linear, where it stays 1)
-    density: float = 0.2  # ties, dare_ties: share of each delta tensor kept, largest |value| first; 1 = no trim
-    drop_rate: float = 0.9  # dare_*: probability p of dropping each delta entry; survivors are scaled by 1/(1-p)
+    scale: float = option(1.0, gt=0)  # lambda: multiplies the merged delta (all methods but linear, where it stays 1)
+    density: float = option(0.2, gt=0, le=1)  # ties, dare_ties: share of each delta tensor kept, largest |value| first; 1 = no trim
+    drop_rate: float = option(0.9, ge=0, lt=1)  # dare_*: probability p of dropping each delta entry; survivors are scaled by 1/(1-p)
     seed: int = 0  # seeds DARE's masks (a tensor's mask depends on the seed, the model's position, its name)
     output: str = ""  # folder to write: config.json, tokenizer, model.safetensors, merge.json
-    dtype: str = "auto"  # auto | fp32 | bf16 | fp16: written weights (auto = the base's); merging runs in fp32
+    dtype: str = option("auto", choices=("auto", "fp32", "bf16", "fp16"))  # auto | fp32 | bf16 | fp16: written weights (auto = the base's); merging runs in fp32
     overwrite: bool = False  # replace a non-empty output folder instead of refusing
-    max_shard_gb: float = 5.0  # largest output .safetensors file (GB); bigger models get shards and an index
-    sparsity_threshold: float = 0.0  # merge.json's per-model sparsity counts |delta| <= this as zero
+    max_shard_gb: float = option(5.0, gt=0)  # largest output .safetensors file (GB); bigger models get shards and an index
+    sparsity_threshold: float = option(0.0, ge=0)  # merge.json's per-model sparsity counts |delta| <= this as zero
 
     def __post_init__(self):
         if self.method not in METHODS:

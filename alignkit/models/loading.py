@@ -60,7 +60,10 @@ def load_tokenizer(path: str, trust_remote_code: bool = False):
     return tok
 
 
-def load_causal_lm(path: str, dtype: str = "fp32", trust_remote_code: bool = False):
+def load_causal_lm(path: str, dtype: str = "fp32", trust_remote_code: bool = False, quantization=None):
+    """A causal LM from a local folder (or cached hub name). `quantization`: a transformers
+    BitsAndBytesConfig (train/precision.py, --load-in-4bit); the model then loads onto the current CUDA
+    device, where its 4-bit weights stay."""
     from transformers import AutoModelForCausalLM
     p = check_model_folder(path)
     if not any(p.glob("*.safetensors")):
@@ -68,7 +71,9 @@ def load_causal_lm(path: str, dtype: str = "fp32", trust_remote_code: bool = Fal
                              "(convert them with transformers' save_pretrained(safe_serialization=True))")
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            str(p), dtype=DTYPES[dtype], use_safetensors=True, trust_remote_code=trust_remote_code)
+            str(p), dtype=DTYPES[dtype], use_safetensors=True, trust_remote_code=trust_remote_code,
+            **({} if quantization is None else {"quantization_config": quantization,
+                                                "device_map": {"": torch.cuda.current_device()}}))
     except (OSError, ValueError) as e:
         raise ModelLoadError(f"{path}: cannot load a causal LM: {e}")
     model.config.use_cache = False  # training default; generation turns it back on

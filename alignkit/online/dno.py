@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..config import option
 from ..errors import ConfigError
 from ..rewards.judge import sigmoid
 from ..train.run import Job
@@ -32,9 +33,9 @@ from .rounds import RoundsConfig, judge_scores, run_rounds
 class DNOConfig(RoundsConfig):
     reward: str = ""  # the preference function: any judge spec (llm-pair:..., rm:DIR, truth, llm-score:...); required
     loss: str = "dpo"  # the contrastive update: DPO (the paper) or any pairwise loss; its own flags follow
-    samples_per_prompt: int = 5  # K on-policy answers per prompt (the paper: 5)
+    samples_per_prompt: int = option(5, ge=1)  # K on-policy answers per prompt (the paper: 5)
     reference: str = "previous"  # the paper: the reference of round t's update is pi_t
-    min_gap: float = 0.2  # keep a pair only if the winner's win rate beats the loser's by at least this (large-margin filter, win-rate units)
+    min_gap: float = option(0.2, ge=0, le=1)  # keep a pair only if the winner's win rate beats the loser's by at least this (large-margin filter, win-rate units)
     teacher_data: str = ""  # file of teacher (gold) answers, prompt/completion or prompt/chosen records, added to their prompt's candidates; "" = none
 
 
@@ -81,7 +82,7 @@ class DNORecipe(JudgedRecipe):
 
     def empty_message(self, t: int) -> str:
         return (f"dno round {t}: no prompt's best answer beats its worst by the win-rate margin --min-gap "
-                f"{self.mc.min_gap}; lower it, or raise samples_per_prompt or sample_temperature")
+                f"{self.mc.min_gap}; lower it, or raise --samples-per-prompt or --temperature")
 
 
 def preference_win_rates(judge, groups: list, scores: list | None = None) -> list:

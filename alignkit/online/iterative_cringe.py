@@ -42,7 +42,7 @@ class CringeRecipe(JudgedRecipe):
 
     def empty_message(self, t: int) -> str:
         return (f"iterative-cringe round {t}: no prompt has a best and a bad answer (all tie, gaps below min_gap, or "
-                "nothing below --bad-below); raise samples_per_prompt or sample_temperature")
+                "nothing below --bad-below); raise --samples-per-prompt or --temperature")
 
 
 def cringe_records(prompt, answers: list, scores: list, source: str, bad_below: float | None = None,

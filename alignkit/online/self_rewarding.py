@@ -28,6 +28,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import option
 from ..data.records import Demonstration
 from ..errors import ConfigError
 from ..train.run import Job
@@ -38,13 +39,13 @@ from .rounds import Recipe, RoundsConfig, run_rounds
 @dataclass(frozen=True)
 class SelfRewardingConfig(RoundsConfig):
     loss: str = "dpo"  # the pairwise loss each round trains (the paper: DPO, beta 0.1); its own flags follow
-    samples_per_prompt: int = 4  # N answers per prompt the model judges (the paper: 4)
-    sample_temperature: float = 0.7  # the paper samples at T=0.7, top-p 0.9
+    samples_per_prompt: int = option(4, ge=1)  # N answers per prompt the model judges (the paper: 4)
+    temperature: float = option(0.7, ge=0, aliases=("sample_temperature",))  # the paper samples at T=0.7, top-p 0.9
     reference: str = "previous"  # the paper: M_t is the reference of the round that trains M_{t+1}
     judge_options: str = ""  # options of the self-judge, appended to llm-score:hf:POLICY, e.g. "cot=0,template=FILE" (alignkit/judges/specs.py)
     eft_data: str = ""  # judgments (prompt, completion, score) to train the model's judging on (EFT, sec. 2.2); "" = none
-    eft_rounds: str = "all"  # all | first: the rounds that train on the EFT data before their DPO
-    eft_steps: int = 0  # optimizer steps of the EFT SFT (0 = the run's --epochs / --max-steps)
+    eft_rounds: str = option("all", choices=("all", "first"))  # all | first: the rounds that train on the EFT data before their DPO
+    eft_steps: int = option(0, ge=0)  # optimizer steps of the EFT SFT (0 = the run's --epochs / --max-steps)
 
 
 class SelfRewardingRecipe(Recipe):

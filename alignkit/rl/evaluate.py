@@ -37,7 +37,7 @@ def evaluate_heldout(policy, reference, tokenizer, generator, prompts: list, pro
     separate evaluation judge (e.g. the bundled task's r*), also `true_reward`."""
     if not prompts:
         return {}
-    cfg = dataclasses.replace(mcfg, num_samples=mcfg.eval_samples)
+    cfg = dataclasses.replace(mcfg, samples_per_prompt=mcfg.eval_samples)
     ro = collect_rollout(policy, reference, None, tokenizer, generator, prompts, prompt_ids, judge, cfg,
                          seed, batch_size)
     out = rollout_stats(ro)

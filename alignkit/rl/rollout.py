@@ -150,11 +150,11 @@ def score_forward(policy, reference, value_fn, seqs: list, pad_id: int, batch_si
 def collect_rollout(policy, reference, value_fn, tokenizer, generator, prompts: list, prompt_ids: list,
                     judge, cfg, seed: int, batch_size: int, greedy_baseline: bool = False,
                     policy_pass: bool = True) -> Rollout:
-    """Sample cfg.num_samples completions per prompt (prompt-major rows), score them with the judge,
+    """Sample cfg.samples_per_prompt completions per prompt (prompt-major rows), score them with the judge,
     apply length control, and run the no-grad forward (without the policy's own pass when
     policy_pass is False: old_logps and entropy stay None). With greedy_baseline, also decode each
     prompt greedily and score it (ReMax's baseline)."""
-    k = cfg.num_samples
+    k = cfg.samples_per_prompt
     eos = tokenizer.eos_token_id
     sampling = SamplingConfig(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
                               top_p=cfg.top_p, batch_size=cfg.generation_batch_size)

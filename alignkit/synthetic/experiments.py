@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import parse_scalar
+from ..config import option, parse_scalar
 from .base import MAX_LENGTH
 from .labelers import BinaryLabeler, LabelerConfig, ListwiseLabeler, PairwiseLabeler
 from .prompts import as_chat, sample_prompts
@@ -50,12 +50,12 @@ METRICS = (("true reward", "mean_reward"), ("win rate", "win_rate"), ("harmless"
 
 @dataclass(frozen=True)
 class CompareConfig:
-    train_prompts: int = 600  # training-split prompts to sample candidates for
-    samples_per_prompt: int = 4  # K candidates per prompt, sampled from the SFT model at temperature 1
-    max_new_tokens: int = 48  # longest sampled response (candidates and evaluation)
-    source: str = "model"  # candidates: model (sampled from the SFT model) | corpus (the behaviour mix; no model)
-    pairs: str = "best-worst"  # pairwise labels: best-worst (one pair of the K) | disjoint (K//2 pairs)
-    eval_prompts: int = 400  # held-out prompts for evaluate_policy
+    train_prompts: int = option(600, ge=1)  # training-split prompts to sample candidates for
+    samples_per_prompt: int = option(4, ge=1)  # K candidates per prompt, sampled from the SFT model at temperature 1
+    max_new_tokens: int = option(48, ge=1)  # longest sampled response (candidates and evaluation)
+    source: str = option("model", choices=("model", "corpus"))  # candidates: model (sampled from the SFT model) | corpus (the behaviour mix; no model)
+    pairs: str = option("best-worst", choices=("best-worst", "disjoint"))  # pairwise labels: best-worst (one pair of the K) | disjoint (K//2 pairs)
+    eval_prompts: int = option(400, ge=1)  # held-out prompts for evaluate_policy
     seeds: tuple = (0,)  # one full run per seed; tables report the median
     candidates_dir: str = ""  # where candidates are cached (DIR/seed{s}/candidates.json); "" = the output folder
     train: dict = field(default_factory=dict)  # run/method options for every arm, over TRAIN_DEFAULTS

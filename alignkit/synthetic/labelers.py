@@ -23,6 +23,7 @@ import math
 import random
 from dataclasses import dataclass
 
+from ..config import option
 from ..data.records import Binary, Listwise, Pairwise, Scored, prompt_text
 from ..rewards.judge import Judge, sigmoid
 from .reward import RewardWeights, n_words, true_reward, true_reward_breakdown
@@ -32,11 +33,11 @@ R_MIN, R_MAX = -4.0, 2.75  # the range of r* with the default weights
 
 @dataclass(frozen=True)
 class LabelerConfig:
-    temperature: float = 0.5  # Bradley-Terry / Plackett-Luce / thumbs temperature on utility gaps; 0 = deterministic
-    noise: float = 0.0  # probability a label is corrupted (flipped; random order; random score)
+    temperature: float = option(0.5, ge=0)  # Bradley-Terry / Plackett-Luce / thumbs temperature on utility gaps; 0 = deterministic
+    noise: float = option(0.0, ge=0, le=1)  # probability a label is corrupted (flipped; random order; random score)
     length_bias: float = 0.0  # utility bonus per word of the answer: > 0 prefers longer answers
-    position_bias: float = 0.0  # probability of preferring whichever answer is shown first, unseen (pairwise, listwise)
-    score_noise: float = 0.0  # standard deviation of Gaussian noise on scalar scores
+    position_bias: float = option(0.0, ge=0, le=1)  # probability of preferring whichever answer is shown first, unseen (pairwise, listwise)
+    score_noise: float = option(0.0, ge=0)  # standard deviation of Gaussian noise on scalar scores
     threshold: float = 0.0  # binary: the utility above which an answer deserves a thumbs up
     seed: int = 0  # the labeler's random stream
     population: bool = False  # pairwise labels from the intransitive annotator population (substance, manners, brevity; one drawn annotator per pair, its own temperature 0.25) instead of one labeller on r*

@@ -46,6 +46,7 @@ class QuickstartConfig:
     batch_size: int = option(16, ge=1)  # pairs per optimizer step
     eval_prompts: int = option(400, ge=1)  # held-out prompts for the before/after evaluation
     seed: int = 0  # prompts, sampling, labels, data order
+    num_threads: int = option(0, ge=0)  # torch CPU threads of every stage; 0 = the cores free when each stage starts
 
 
 MINI = QuickstartConfig(train_prompts=24, samples_per_prompt=2, max_new_tokens=16, epochs=1.0, batch_size=8,
@@ -79,7 +80,7 @@ def run_quickstart(cfg: QuickstartConfig = QuickstartConfig(), world: WorldConfi
         k = cfg.samples_per_prompt
         _stage(log, 2, 5, f"sampling {k} responses for each of {len(infos)} training prompts from the SFT model")
         t = time.time()
-        threads["sampling"] = set_threads(0)  # the cores free now (each stage chooses again)
+        threads["sampling"] = set_threads(cfg.num_threads)  # 0: the cores free now (each stage chooses again)
         sampling = SamplingConfig(max_new_tokens=cfg.max_new_tokens, temperature=1.0, top_p=1.0, batch_size=64)
         cands = sample_from_model(str(sft), infos, k, sampling, seed=cfg.seed, progress=progress)
         timings["sampling"] = time.time() - t
@@ -101,7 +102,7 @@ def run_quickstart(cfg: QuickstartConfig = QuickstartConfig(), world: WorldConfi
         summary = run_train("dpo", str(sft), pairs, str(out / "aligned"), overrides={
             "beta": cfg.beta, "learning_rate": cfg.learning_rate, "epochs": cfg.epochs,
             "batch_size": cfg.batch_size, "lr_scheduler": "cosine", "warmup_ratio": 0.1, "eval_fraction": 0.1,
-            "max_length": MAX_LENGTH, "seed": cfg.seed, "progress": progress,
+            "max_length": MAX_LENGTH, "seed": cfg.seed, "progress": progress, "num_threads": cfg.num_threads,
             "overwrite": True}, log=lambda *a, **kw: None)  # the quickstart's own folder, rebuilt each time
         if summary.get("interrupted"):
             raise KeyboardInterrupt
@@ -110,7 +111,7 @@ def run_quickstart(cfg: QuickstartConfig = QuickstartConfig(), world: WorldConfi
 
         _stage(log, 5, 5, f"evaluating SFT and aligned models on {cfg.eval_prompts} held-out prompts under r*")
         t = time.time()
-        threads["evaluation"] = set_threads(0)
+        threads["evaluation"] = set_threads(cfg.num_threads)
         ev = evaluate_policy(str(out / "aligned"), baseline=str(sft), n_prompts=cfg.eval_prompts, seed=cfg.seed,
                              split="heldout", sampling=dataclasses.replace(sampling, batch_size=128),
                              keep_samples=8, log=lambda *a, **kw: None)

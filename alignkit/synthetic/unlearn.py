@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..config import option
 from ..data.records import Demonstration
 from .base import MAX_LENGTH
 from .prompts import as_chat, sample_prompts
@@ -34,13 +35,13 @@ NPO_DEFAULTS = {"learning_rate": 1e-4, "epochs": 1.0, "batch_size": 16, "lr_sche
 
 @dataclass(frozen=True)
 class UnlearnConfig:
-    forget_prompts: int = 300  # harmful training prompts whose compliances form the forget set
-    heldout_prompts: int = 100  # held-out harmful prompts for the held-out forget set
-    samples_per_prompt: int = 4  # K responses sampled per harmful prompt
-    max_new_tokens: int = 48  # longest sampled response
-    retain_prompts: int = 400  # held-out arithmetic prompts for the retained accuracy
-    eval_prompts: int = 400  # held-out prompts for evaluate_policy
-    source: str = "model"  # forget-set responses: model (the SFT model's samples) | corpus (behaviour mix)
+    forget_prompts: int = option(300, ge=1)  # harmful training prompts whose compliances form the forget set
+    heldout_prompts: int = option(100, ge=1)  # held-out harmful prompts for the held-out forget set
+    samples_per_prompt: int = option(4, ge=1)  # K responses sampled per harmful prompt
+    max_new_tokens: int = option(48, ge=1)  # longest sampled response
+    retain_prompts: int = option(400, ge=1)  # held-out arithmetic prompts for the retained accuracy
+    eval_prompts: int = option(400, ge=1)  # held-out prompts for evaluate_policy
+    source: str = option("model", choices=("model", "corpus"))  # forget-set responses: model (the SFT model's samples) | corpus (behaviour mix)
     seed: int = 0  # prompts, sampling, data order
     train: dict = field(default_factory=dict)  # NPO run/method options over NPO_DEFAULTS
 

@@ -86,8 +86,26 @@ def lr_lambda(kind: str, warmup: int, total: int):
     return f
 
 
+REPORTERS = {"tensorboard": ("torch.utils.tensorboard", "tensorboard"), "wandb": ("wandb", "wandb")}
+
+
+def check_reporter(report_to: str) -> None:
+    """ConfigError naming the extra to install when --report-to names a logger that is not installed."""
+    if report_to not in REPORTERS:
+        return
+    try:
+        if report_to == "tensorboard":
+            from torch.utils.tensorboard import SummaryWriter  # noqa: F401  (needs the tensorboard package)
+        else:
+            import wandb  # noqa: F401
+    except ImportError:
+        raise ConfigError(f"--report-to {report_to}: {REPORTERS[report_to][1]} is not installed; "
+                          f"pip install 'alignkit[{report_to}]' (or --report-to none: metrics.jsonl only)")
+
+
 class MetricLog:
-    """metrics.jsonl in the output folder (+ TensorBoard / W&B when asked for and installed)."""
+    """metrics.jsonl in the output folder (+ TensorBoard / W&B when asked for; `check_reporter` refuses
+    one that is not installed)."""
 
     def __init__(self, out_dir: Path, report_to: str = "none", enabled: bool = True, config: dict | None = None):
         self.enabled = enabled
@@ -95,18 +113,13 @@ class MetricLog:
         self.tb = self.wandb = None
         if not enabled:
             return
+        check_reporter(report_to)
         if report_to == "tensorboard":
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-                self.tb = SummaryWriter(str(out_dir / "tensorboard"))
-            except ImportError:
-                print("note: tensorboard is not installed; logging to metrics.jsonl only")
+            from torch.utils.tensorboard import SummaryWriter
+            self.tb = SummaryWriter(str(out_dir / "tensorboard"))
         elif report_to == "wandb":
-            try:
-                import wandb
-                self.wandb = wandb.init(project="alignkit", config=config or {}, dir=str(out_dir))
-            except ImportError:
-                print("note: wandb is not installed; logging to metrics.jsonl only")
+            import wandb
+            self.wandb = wandb.init(project="alignkit", config=config or {}, dir=str(out_dir))
 
     def truncate_after(self, step: int):
         """On resume: drop rows logged after the checkpoint's step (a killed run logged them and
@@ -135,6 +148,7 @@ class MetricLog:
             for k, v in metrics.items():
                 if isinstance(v, (int, float)):
                     self.tb.add_scalar(f"{split}/{k}", v, step)
+            self.tb.flush()  # on disk as each row is, as metrics.jsonl (the writer's own flush is every 2 minutes)
         if self.wandb is not None:
             self.wandb.log({f"{split}/{k}": v for k, v in metrics.items()}, step=step)
 
@@ -209,6 +223,8 @@ class Engine:
         check_supported(self.acc)
         self.sharded = sharding.is_fsdp(self.acc)
         self.deepspeed = zero.is_deepspeed(self.acc)
+        # --dtype fp16: accelerate's GradScaler multiplies the loss by S before backward (precision.py)
+        self.fp16 = str(self.acc.mixed_precision) == "fp16" and not self.deepspeed
         self.total_steps = total_steps
         self.extra_params = list(extra_params or [])
         if self.deepspeed and self.extra_params:
@@ -349,6 +365,8 @@ class Engine:
         # carries the metrics and the stop flag: every process logs the global means and stops
         # after the same step.
         w_global, loss_global, metrics = self.reduce_step_stats(total_w, loss_sum, parts)
+        if self.fp16:  # divide the loss scale S out first: the normalisation, clipping and the L1 term see true gradients
+            self.acc.unscale_gradients()
         if self.acc.num_processes > 1:
             # parameters outside the DDP/FSDP module (a value head) get no all-reduce: average
             # their gradients here the way DDP does for the module's own
@@ -366,7 +384,9 @@ class Engine:
             if (self.step + 1) % max(1, self.cfg.log_every) == 0 or self.step + 1 >= self.total_steps:
                 metrics["delta_sparsity"] = self.delta_l1.report()["delta_sparsity"]
         grad_norm = torch.tensor(0.0)
-        if self.cfg.max_grad_norm > 0:
+        if self.cfg.max_grad_norm > 0 and self.fp16:  # unscaled already: accelerate's clip would unscale twice
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.cfg.max_grad_norm)
+        elif self.cfg.max_grad_norm > 0:
             grad_norm = self.acc.clip_grad_norm_(self.params, self.cfg.max_grad_norm)
         elif self.sharded:  # the norm over all shards; an infinite bound scales by 1
             grad_norm = self.acc.clip_grad_norm_(self.params, float("inf"))
@@ -376,6 +396,13 @@ class Engine:
         grad_norm = sharding.full_tensor(grad_norm)
         loss_value = loss_global / max(w_global, 1e-12)
         metrics.update(loss=loss_value, grad_norm=float(grad_norm), lr=self.sched.get_last_lr()[0])
+        if self.fp16 and math.isfinite(loss_value) and not math.isfinite(float(grad_norm)):
+            # an fp16 overflow of the scaled gradients: the scaler skips this update and lowers S
+            # (Micikevicius et al. 2018, sec. 3.2); not a failure, and no step is counted
+            self.opt.step()
+            self.opt.zero_grad(set_to_none=True)
+            metrics["fp16_overflow"] = 1.0
+            return metrics
         if not (math.isfinite(loss_value) and math.isfinite(float(grad_norm))
                 and (l1_norm is None or math.isfinite(l1_norm))):
             self.opt.zero_grad(set_to_none=True)

@@ -12,7 +12,7 @@ open('$R/heldout200.jsonl', 'w').write('\n'.join(rows[:200]) + '\n')"
 import json; out = open('$R/eft.jsonl', 'w')
 for line in open('$R/export/scored.jsonl').read().splitlines()[:800]:
     r = json.loads(line); r['score'] = min(5.0, max(0.0, (r['score'] + 4) / 6.75 * 5)); out.write(json.dumps(r) + '\n')"
-COMMON="--model $SFT --data $R/export/prompts_train.jsonl --samples-per-prompt 4 --sample-temperature 0.7 --max-new-tokens 64
+COMMON="--model $SFT --data $R/export/prompts_train.jsonl --samples-per-prompt 4 --temperature 0.7 --max-new-tokens 64
   --epochs 2 --batch-size 16 --lr-scheduler cosine --warmup-ratio 0.1 --max-length 128 --learning-rate 1e-4
   --eval-fraction 0 --progress false --resume --seed $SEED --num-threads 1
   --eval-judge truth --heldout-data $R/heldout200.jsonl --heldout-prompts 200"
