@@ -20,7 +20,8 @@ chromium:
 	@command -v chromium >/dev/null || ( $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium )
 
-demo: install
+# the demo needs no browser: the package alone (not `install`'s Chromium, which only the report test uses)
+demo: $(BIN)/alignkit
 	$(BIN)/alignkit quickstart --output runs/quickstart
 
 test: install
