@@ -30,7 +30,7 @@ class TinyModelConfig:
         for name in ("vocab_size", "hidden_size", "layers", "heads", "intermediate_size", "max_positions"):
             at_least(self, name, 1)
         if self.hidden_size % self.heads:
-            raise ValueError(f"heads: must divide hidden_size ({self.hidden_size}), got {self.heads}")
+            raise ValueError(f"--heads must divide --hidden-size ({self.hidden_size}), got {self.heads}")
 
 
 def cmd_tiny(cfg: TinyModelConfig) -> int:

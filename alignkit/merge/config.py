@@ -35,10 +35,10 @@ class MergeConfig:
         if not 0.0 <= self.drop_rate < 1.0:
             raise ValueError(f"drop_rate: {self.drop_rate} must be in [0, 1) (survivors are divided by 1 - drop_rate)")
         if self.weights and len(self.weights) != len(self.models):
-            raise ValueError(f"weights: {len(self.weights)} weights for {len(self.models)} models; "
+            raise ValueError(f"--weights: {len(self.weights)} weights for {len(self.models)} models; "
                              "give one weight per model, comma-separated, or none")
         if self.method == "linear" and self.scale != 1.0:
-            raise ValueError("scale: linear averages whole models, so scale must be 1; "
+            raise ValueError("--scale: linear averages whole models, so --scale must be 1; "
                              "use task_arithmetic to scale a delta")
         if self.max_shard_gb <= 0:
             raise ValueError(f"max_shard_gb: {self.max_shard_gb} must be > 0")

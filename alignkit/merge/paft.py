@@ -64,7 +64,7 @@ class PAFTConfig:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: {getattr(self, name)} must be >= 0")
         if self.merge == "linear" and self.merge_scale != 1.0:
-            raise ValueError("merge_scale: a linear merge averages whole models, so it must be 1")
+            raise ValueError("--merge-scale: a linear merge averages whole models, so it must be 1")
         if not 0.0 < self.density <= 1.0:
             raise ValueError(f"density: {self.density} must be in (0, 1]")
         if not 0.0 <= self.drop_rate < 1.0:
