@@ -18,6 +18,8 @@ prompts).
 """
 from __future__ import annotations
 
+import os
+
 from . import plugins  # noqa: F401
 from .config import build_config, flag
 from .errors import ConfigError
@@ -28,17 +30,15 @@ __all__ = ["train", "run_train", "evaluate", "score", "generate", "resolve_job",
            "METHODS"]
 
 
-def run_train(method: str, model: str, data, output: str, overrides: dict | None = None,
+def run_train(method: str | None, model: str | None, data, output: str | None, overrides: dict | None = None,
               config_file: str | None = None, log=print) -> dict:
     """Train `model` with `method` on `data`; the output folder gets the model, its tokenizer,
     config.yaml, metrics.jsonl and summary.json. `overrides`: config fields ({"beta": 0.1}), as the
-    `--FIELD` flags; `config_file`: a YAML file of them (overrides win). Returns the summary."""
+    `--FIELD` flags; `config_file`: a YAML file of them (overrides win), or a run's own config.yaml,
+    which also names the method, model, data and output (the arguments given win). Returns the summary."""
     from .data.readers import check_data_kind
-    for name, value in (("model", model), ("output", output)):
-        if not value:
-            raise ConfigError(f"alignkit train {method}: {flag(name)} is required")
-    check_data_kind(data, allow_none=True)
-    return _registry_run_train(method, str(model), data, str(output), overrides, config_file, log)
+    check_data_kind(data, allow_none=True)  # model, output (also from config_file) are checked by resolve_job
+    return _registry_run_train(method, model, data, output, overrides, config_file, log)
 
 
 def train(method: str, model: str, data, output: str, config: str | None = None, log=print, **options) -> dict:
@@ -56,18 +56,18 @@ def evaluate(model: str, data, ref: str | None = None, beta: float | None = None
     `train` makes with the same eval_fraction and seed."""
     from .data.convert import split_records
     from .data.readers import read_data
-    from .rewards.evaluate import preference_results
+    from .rewards.evaluate import PreferenceOptions, preference_results
     from .rewards.implicit import ImplicitRewardJudge
-    if not 0.0 <= eval_fraction < 1.0:
-        raise ConfigError(f"evaluate: {flag('eval_fraction')} must be in [0, 1), got {eval_fraction!r}")
-    if bins < 1 or max_pairs < 0:
-        raise ConfigError(f"evaluate: {flag('bins') if bins < 1 else flag('max_pairs')} must be "
-                          f"{'>= 1' if bins < 1 else '>= 0'}, got {bins if bins < 1 else max_pairs!r}")
-    records, _ = read_data(data, on_bad_record=on_bad_record, columns=columns)
-    if eval_fraction > 0:
-        _, records = split_records(records, eval_fraction, seed)
+    opts = build_config(PreferenceOptions, {"bins": bins, "eval_fraction": eval_fraction, "seed": seed,
+                                            "on_bad_record": on_bad_record, "max_pairs": max_pairs}, where="evaluate")
+    if beta is not None and not beta > 0:
+        raise ConfigError(f"evaluate: {flag('beta')} must be > 0, got {beta!r}")
+    records, _ = read_data(data, on_bad_record=opts.on_bad_record, columns=columns)
+    if opts.eval_fraction > 0:
+        _, records = split_records(records, opts.eval_fraction, opts.seed)
     judge = ImplicitRewardJudge(str(model), ref, beta)
-    return preference_results(judge, records, None, bins, max_pairs, data if isinstance(data, str) else "data")
+    return preference_results(judge, records, None, opts.bins, opts.max_pairs,
+                              str(data) if isinstance(data, (str, os.PathLike)) else "data")
 
 
 def score(reward: str, data, columns=None) -> list:

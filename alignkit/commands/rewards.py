@@ -20,6 +20,7 @@ import sys
 from dataclasses import dataclass
 
 from ..config import option
+from ..rewards.evaluate import PreferenceOptions
 from .common import add_command, add_group, at_least, one_of, required
 
 SPEC_HELP = ("judge spec: rm:DIR, implicit:POLICY[,REF], rule:NAME, file:F.py:FN, truth, "
@@ -72,22 +73,13 @@ def cmd_score(cfg: ScoreConfig) -> int:
 
 # ---- rewards eval (and eval preferences) --------------------------------------------------------
 @dataclass(frozen=True)
-class PreferenceData:
+class PreferenceData(PreferenceOptions):
     data: str = ""  # labelled pairs (pairwise; listwise or scored data become pairs); binary (thumbs) data gets the AUC of the score instead
     json: bool = False  # print the report as JSON
-    bins: int = option(10, ge=1)  # bins of the reliability table
-    eval_fraction: float = option(0.0, ge=0, lt=1)  # evaluate only the held-out part of the seeded split `alignkit train` makes with this --eval-fraction and --seed (0: the whole file)
-    seed: int = 0  # seed of that split
-    on_bad_record: str = option("error", choices=BAD_RECORD)  # error: stop at the first bad record, naming file, line and field | skip: leave it out and count it, as `alignkit train --on-bad-record skip` does, so the held-out split is the same
-    max_pairs: int = option(0, ge=0)  # evaluate the first N pairs only (0: all)
 
     def __post_init__(self):
         required(self, "data")
-        at_least(self, "bins", 1)
-        if not 0.0 <= self.eval_fraction < 1.0:
-            raise ValueError(f"eval_fraction: must be in [0, 1), got {self.eval_fraction!r}")
-        one_of(self, "on_bad_record", BAD_RECORD)
-        at_least(self, "max_pairs", 0)
+        super().__post_init__()  # bins, eval_fraction, on_bad_record, max_pairs (rewards/evaluate.py)
 
 
 @dataclass(frozen=True)

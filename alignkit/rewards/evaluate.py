@@ -1,13 +1,32 @@
 """A judge on held-out preference pairs: accuracy, calibration, and agreement with another judge.
 
-Used by `alignkit rewards eval` and `alignkit eval preferences`; the metrics themselves are the pure
-functions of calibration.py.
+Used by `alignkit rewards eval`, `alignkit eval preferences` and the Python API's evaluate (their
+options: PreferenceOptions); the metrics themselves are the pure functions of calibration.py.
 """
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
+from ..config import check_value, option
 from ..data.records import Binary, Listwise, Pairwise, Scored
 from ..errors import DataError
 from . import calibration as C
+
+
+@dataclass(frozen=True)
+class PreferenceOptions:
+    bins: int = option(10, ge=1)  # bins of the reliability table
+    eval_fraction: float = option(0.0, ge=0, lt=1)  # evaluate only the held-out part of the seeded split `alignkit train` makes with this --eval-fraction and --seed (0: the whole file)
+    seed: int = 0  # seed of that split
+    on_bad_record: str = option("error", choices=("error", "skip"))  # error: stop at the first bad record, naming file, line and field | skip: leave it out and count it, as `alignkit train --on-bad-record skip` does, so the held-out split is the same
+    max_pairs: int = option(0, ge=0)  # evaluate the first N pairs only (0: all)
+
+    def __post_init__(self):  # the declared ranges and choices when built in Python too
+        for f in dataclasses.fields(PreferenceOptions):
+            problem = check_value(f, getattr(self, f.name))
+            if problem:
+                raise ValueError(problem)
 
 
 def as_pairs(records: list, path: str = "data") -> list:
