@@ -29,6 +29,7 @@ from pathlib import Path
 
 from ..config import option
 from ..data.convert import write_jsonl
+from ..rl.logs import write_round_completions
 from ..errors import ConfigError
 from ..train.run import Job, load_split
 from .stopping import decide, describe, parse_stop_when
@@ -169,7 +170,7 @@ def prompt_sets(job: Job, watching: bool) -> tuple:
         prompts, task_held = src.prompts(src.default_train_prompts, 0 if held is not None else n_held, cfg.seed)
         held = held if held is not None else task_held
     else:
-        prompts = data if isinstance(data, list) else read_prompts(str(data))
+        prompts = data if isinstance(data, list) else read_prompts(str(data), columns=cfg.columns)
     prompts = [getattr(p, "prompt", p) for p in prompts]
     if not prompts:
         raise ConfigError(f"{data}: no prompts")
@@ -185,7 +186,9 @@ def prompt_sets(job: Job, watching: bool) -> tuple:
 
 def _copy_model(src: Path, out: Path) -> None:
     for f in src.iterdir():
-        if f.is_file() and f.name not in ("pairs.jsonl", "thumbs.jsonl", "round.json", "heldout.jsonl", "watch.json"):
+        # config.yaml stays the run's own record (the round's names its stage: method, model, data)
+        if f.is_file() and f.name not in ("pairs.jsonl", "thumbs.jsonl", "round.json", "heldout.jsonl", "watch.json",
+                                          "config.yaml"):
             shutil.copy2(f, out / f.name)
 
 
@@ -237,7 +240,7 @@ def run_rounds(job: Job, recipe: Recipe) -> dict:
                 break
             continue
         batch = round_prompts(prompts, mc.prompts_per_iteration, t - 1)
-        answers = sample_answers(current, batch, k, mc, cfg.seed + t - 1, cfg.trust_remote_code)
+        answers = sample_answers(current, batch, k, mc, cfg.seed + t - 1, cfg.trust_remote_code, cfg.chat_template)
         judge = recipe.judge(current)
         groups = [(p, recipe.candidates(p, answers[i * k:(i + 1) * k])) for i, p in enumerate(batch)]
         scores = recipe.scores(judge, groups)
@@ -261,6 +264,7 @@ def run_rounds(job: Job, recipe: Recipe) -> dict:
         if not records:
             raise ConfigError(recipe.empty_message(t))
         write_jsonl(records, rdir / recipe.data_file)  # TRL format, as `world export` writes
+        write_round_completions(rdir, t, groups, scores, log, f"{recipe.name} round {t}")
         # a round without round.json is (re)trained whole: what an earlier attempt left in its folder goes
         round_cfg = dataclasses.replace(cfg, ref_cache="memory", resume=False, overwrite=True)
         start = recipe.before_training(t, current, rdir, judge, round_cfg)
@@ -326,13 +330,17 @@ def replayed_records(out: Path, t: int, n: int, data_file: str, shape: str) -> l
     return replay
 
 
-def sample_answers(policy: str, batch: list, k: int, mc, seed: int, trust_remote_code: bool) -> list:
-    """K answers per prompt from the policy, prompt-major."""
+def sample_answers(policy: str, batch: list, k: int, mc, seed: int, trust_remote_code: bool,
+                   chat_template: str = "") -> list:
+    """K answers per prompt from the policy, prompt-major; conversations rendered with the chat template
+    the round's training uses (data/tokenize.py use_chat_template)."""
+    from ..data.tokenize import is_conversational, use_chat_template
     from ..models.generate import SamplingConfig, generate_texts
     from ..models.loading import load_causal_lm, load_tokenizer
     flat = [p for p in batch for _ in range(k)]
     model = load_causal_lm(policy, "fp32", trust_remote_code)
     tok = load_tokenizer(policy, trust_remote_code)
+    use_chat_template(tok, chat_template, is_conversational(batch))
     texts = generate_texts(model, tok, flat, SamplingConfig(max_new_tokens=mc.max_new_tokens,
                                                             temperature=mc.temperature), seed=seed)
     del model

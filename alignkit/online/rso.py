@@ -33,6 +33,7 @@ class RSORecipeConfig:
 def run_rso(job: Job) -> dict:
     """RSO: sample N from pi_SFT, rejection-sample m toward pi_r, pair by the judge, then the loss."""
     from ..data.prompts import read_prompts
+    from ..data.tokenize import is_conversational, use_chat_template
     from ..models.generate import SamplingConfig, generate_texts
     from ..models.loading import load_causal_lm, load_tokenizer
     from ..rewards.specs import judge_from_spec
@@ -42,12 +43,13 @@ def run_rso(job: Job) -> dict:
     if not rcfg.reward:
         raise ConfigError("rso needs --reward SPEC (the judge that ranks candidates)")
     judge = judge_from_spec(rcfg.reward)
-    prompts = job.data if isinstance(job.data, list) else read_prompts(str(job.data))
+    prompts = job.data if isinstance(job.data, list) else read_prompts(str(job.data), columns=cfg.columns)
     prompts = [getattr(p, "prompt", p) for p in prompts]
     if rcfg.max_prompts:
         prompts = prompts[: rcfg.max_prompts]
     model = load_causal_lm(job.model, "fp32", cfg.trust_remote_code)
     tok = load_tokenizer(job.model, cfg.trust_remote_code)
+    use_chat_template(tok, cfg.chat_template, is_conversational(prompts))  # as train_offline renders them
     flat = [p for p in prompts for _ in range(rcfg.samples_per_prompt)]
     log(f"rso: sampling {len(flat)} candidates ({rcfg.samples_per_prompt} per prompt)")
     texts = generate_texts(model, tok, flat, SamplingConfig(max_new_tokens=rcfg.max_new_tokens,
@@ -69,6 +71,7 @@ def run_rso(job: Job) -> dict:
     log(f"rso: {stats}")
     if not pairs:
         raise ConfigError("rso: the judge ranked no pair (all candidates tied); raise --samples-per-prompt or --temperature")
+    job.write_record()  # config.yaml first: the folder is this run's (the offline loop rewrites it)
     write_jsonl(pairs, Path(job.output) / "rso_pairs.jsonl")
     train, ev = load_split(pairs, cfg, "pairwise", log)
     summary = train_offline(spec, loss_cfg, cfg, job.model, train, ev, job.output, log, record=job.record())

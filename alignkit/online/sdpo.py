@@ -52,7 +52,7 @@ def run_sdpo(job: Job) -> dict:
         stages.append({"stage": t, "pairs": len(chunk), "eval_start": s["eval_start"], "eval_end": s["eval_end"]})
         current = str(stage_dir)
     for f in Path(current).iterdir():  # the last stage's model is the result
-        if f.is_file():
+        if f.is_file() and f.name != "config.yaml":  # the run's own record stays
             shutil.copy2(f, out / f.name)
     summary = {"method": "sdpo", "loss": spec.name, "stages": stages}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
