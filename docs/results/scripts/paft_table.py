@@ -23,14 +23,31 @@ worlds = sorted({r["world"] for r in runs.values()})
 print(f"seeds {sorted(runs)}; world {', '.join(worlds)}")
 
 
+REF = "SFT -> DPO"  # the paired columns compare each arm with it on the same seed (same evaluation prompts)
+
+
+def value(r, name, key):
+    """A row's figure; key "time/ref": its training seconds over SFT -> DPO's (same seed, so about the same load);
+    key "d:K": figure K minus SFT -> DPO's."""
+    rows = r["rows"]
+    if name not in rows:
+        return None
+    if key == "time/ref":
+        return rows[name]["train_seconds"] / rows[REF]["train_seconds"] if rows[name]["train_seconds"] else None
+    if key.startswith("d:"):
+        a, b = rows[name][key[2:]], rows[REF][key[2:]]
+        return None if a is None or b is None else a - b
+    return rows[name][key]
+
+
 def stat(name, key, fmt=".3f"):
-    xs = [r["rows"][name][key] for r in runs.values() if name in r["rows"] and r["rows"][name][key] is not None]
+    xs = [x for x in (value(r, name, key) for r in runs.values()) if x is not None]
     if not xs:
         return "-"
     m = statistics.mean(xs)
     sd = f" ± {statistics.stdev(xs):{fmt}}" if len(xs) > 1 else ""
     n = "" if len(xs) == len(runs) else f" (n={len(xs)})"
-    return f"{m:{fmt}}{sd}{n}"
+    return f"{m:{'+' if key.startswith('d:') else ''}{fmt}}{sd}{n}"
 
 
 def sparsity(name, which):
@@ -44,11 +61,18 @@ main = [n for n in names if not n.startswith("L1 on ")]
 sweep = [n for n in names if n.startswith("L1 on ")]
 cols = (("accuracy", "accuracy"), ("demo NLL", "demo_nll"), ("r*", "r*"), ("win rate", "win_rate"),
         ("harmless", "harmless"), ("over-refusal", "over_refusal"), ("KL to SFT", "kl_to_sft"))
-print("\n| arm | " + " | ".join(c for c, _ in cols) + " | train s | PAFT parallel s | delta sparsity sft / pref |")
-print("|---" * (len(cols) + 4) + "|")
+print("\n| arm | " + " | ".join(c for c, _ in cols) + " | train s | ÷ SFT -> DPO's | PAFT parallel s | delta sparsity sft / pref |")
+print("|---" * (len(cols) + 5) + "|")
 for n in main:
     print(f"| {n} | " + " | ".join(stat(n, k) for _, k in cols) + f" | {stat(n, 'train_seconds', '.0f')} | "
-          f"{stat(n, 'parallel_seconds', '.0f')} | {sparsity(n, 'sft')} / {sparsity(n, 'pref')} |")
+          f"{stat(n, 'time/ref', '.2f')} | {stat(n, 'parallel_seconds', '.0f')} | {sparsity(n, 'sft')} / {sparsity(n, 'pref')} |")
+
+paired = ("accuracy", "demo_nll", "r*", "win_rate", "harmless")
+print(f"\n| arm, minus {REF} on the same seed | " + " | ".join(paired) + " |")
+print("|---" * (len(paired) + 1) + "|")
+for n in main:
+    if n != REF:
+        print(f"| {n} | " + " | ".join(stat(n, "d:" + k) for k in paired) + " |")
 
 if sweep:
     def key(n):  # "L1 on PLACE LAMBDA, MERGE" -> (place, merge, lambda)
