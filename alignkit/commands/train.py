@@ -22,8 +22,8 @@ from .common import OneLineParser, add_command, required
 
 @dataclass(frozen=True)
 class TrainPaths:
-    model: str = ""  # local Hugging Face model folder to start from
-    data: str = ""  # training data: .jsonl/.json/.parquet/.csv or a save_to_disk folder (online methods: prompts; none: the default prompt source)
+    model: str = ""  # Hugging Face model folder to start from, or a model name in the local Hugging Face cache (gpt2, org/name[@rev]; never downloaded)
+    data: str = ""  # training data: .jsonl/.json/.parquet/.csv, a save_to_disk folder, a hub-style folder of shards or a dataset name in the local Hugging Face cache (NAME[:SPLIT], default split train) (online methods: prompts; none: the default prompt source)
     output: str = ""  # output folder (model, tokenizer, config.yaml, metrics.jsonl)
 
     def __post_init__(self):
