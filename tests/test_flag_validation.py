@@ -374,3 +374,47 @@ def test_a_wrong_type_names_the_flag():
     from alignkit.train.config import TrainConfig
     with pytest.raises(ConfigError, match="--batch-size: cannot read 'eight' as int"):
         C.build_config(TrainConfig, {"batch_size": "eight"}, where="run.yaml")
+
+
+# ---- the engine's fp16 path, with a CPU GradScaler standing in for accelerate's CUDA one -------------
+def _scaled_engine(tmp_path, scale: float):
+    from accelerate import Accelerator
+
+    from alignkit.train.config import TrainConfig
+    from alignkit.train.engine import Engine
+    from accelerate.state import AcceleratorState
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    AcceleratorState._reset_state()
+    acc = Accelerator(cpu=True, mixed_precision="fp16" if scale else "no")
+    if scale:  # what accelerate sets up for fp16 on CUDA: a GradScaler that backward, unscale and step use
+        acc.scaler = torch.amp.GradScaler("cpu", init_scale=scale)
+    engine = Engine(model, TrainConfig(learning_rate=0.1, max_grad_norm=0.5, fused_adamw=False), tmp_path, 5,
+                    accelerator=acc)
+    acc.native_amp = bool(scale)  # after prepare: the forward stays fp32 here (CPU), only the scaling is tested
+    return engine, model
+
+
+def test_fp16_engine_unscales_before_clipping_and_skips_an_overflow(tmp_path):
+    from alignkit.losses.base import LossOutput
+    x = torch.tensor([[1.0, 2.0, 3.0], [0.5, -1.0, 2.0]])
+
+    def compute(model):
+        return lambda mb: LossOutput(loss=(model(x).squeeze(-1) - 1.0) ** 2)
+    plain, m0 = _scaled_engine(tmp_path / "a", 0)
+    scaled, m1 = _scaled_engine(tmp_path / "b", 2.0 ** 12)
+    assert scaled.fp16 and not plain.fp16
+    r0, r1 = plain.optimizer_step([None], compute(m0)), scaled.optimizer_step([None], compute(m1))
+    # the scaled run's gradient norm and update are those of the unscaled loss (S divided out first)
+    assert r1["grad_norm"] == pytest.approx(r0["grad_norm"], rel=1e-5) and scaled.step == plain.step == 1
+    for p0, p1 in zip(m0.parameters(), m1.parameters()):
+        assert torch.allclose(p0, p1, atol=1e-6)
+    # a finite loss whose scaled gradient overflows: no update, no step counted, the scale lowered
+    before = [p.detach().clone() for p in m1.parameters()]
+    s_before = scaled.acc.scaler.get_scale()
+    r = scaled.optimizer_step([None], lambda mb: LossOutput(loss=torch.sqrt(m1.weight.sum() - m1.weight.sum().detach()).reshape(1)))
+    assert r["fp16_overflow"] == 1.0 and scaled.step == 1 and scaled.nonfinite_in_row == 0
+    assert scaled.acc.scaler.get_scale() < s_before
+    assert all(torch.equal(a, b) for a, b in zip(before, m1.parameters()))
+    from accelerate.state import AcceleratorState
+    AcceleratorState._reset_state()  # the next test's accelerator starts afresh

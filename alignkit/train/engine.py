@@ -224,7 +224,7 @@ class Engine:
         self.sharded = sharding.is_fsdp(self.acc)
         self.deepspeed = zero.is_deepspeed(self.acc)
         # --dtype fp16: accelerate's GradScaler multiplies the loss by S before backward (precision.py)
-        self.fp16 = str(self.acc.mixed_precision) == "fp16" and not self.deepspeed
+        self.fp16 = getattr(self.acc, "scaler", None) is not None and not self.deepspeed
         self.total_steps = total_steps
         self.extra_params = list(extra_params or [])
         if self.deepspeed and self.extra_params:
