@@ -118,3 +118,17 @@ def test_grpo_logs_zero_loss_with_a_gradient_and_sample_completions(tiny_model_d
                "--prompts-per-step", "1", "--max-new-tokens", "4", "--log-completions-every", "0",
                "--eval-fraction", "0", "--progress", "false", "--num-threads", "1"])
     assert rc == 0 and not (tmp_path / "none" / "completions.jsonl").exists()
+
+
+def test_iterative_rounds_keep_their_judged_answers(tiny_model_dir, tmp_path, capsys):
+    from alignkit.cli import main
+    (tmp_path / "p.jsonl").write_text("".join(json.dumps({"prompt": f"question {i} :"}) + "\n" for i in range(4)))
+    out = tmp_path / "it"
+    assert main(["train", "iterative-dpo", "--model", str(tiny_model_dir), "--data", str(tmp_path / "p.jsonl"),
+                 "--output", str(out), "--iterations", "1", "--reward", "rule:chars", "--samples-per-prompt", "2",
+                 "--max-new-tokens", "6", "--max-steps", "1", "--batch-size", "2", "--progress", "false",
+                 "--eval-fraction", "0", "--num-threads", "1"]) == 0
+    rows = [json.loads(line) for line in open(out / "round-1" / "completions.jsonl")]
+    assert len(rows) == 8 and {r["prompt"] for r in rows} == {f"question {i} :" for i in range(4)}
+    assert all(r["round"] == 1 and r["score"] == float(len(r["completion"])) for r in rows)
+    assert "iterative-dpo round 1: sample 'question" in capsys.readouterr().out

@@ -117,3 +117,19 @@ class CompletionLog:
         if prompts:
             self.log(f"sample @ iteration {iteration}: {_short(prompts[0], 100)!r} -> {_short(completions[0])!r} "
                      f"(reward {float(rewards[0]):.3f}; {len(prompts)} completions in {self.path.name})")
+
+
+def write_round_completions(folder, round_: int, groups: list, scores: list, log=print, label: str = "") -> None:
+    """An iterative method's round (online/rounds.py): every judged answer of the round, {round, prompt,
+    completion, score}, to completions.jsonl in the round's folder, and one of them to the log."""
+    path = Path(folder) / COMPLETIONS_FILE
+    rows = [{"round": round_, "prompt": p, "completion": c, "score": None if s is None else float(s)}
+            for (p, cands), ss in zip(groups, scores) for c, s in zip(cands, ss)]
+    with open(path, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    if rows:
+        r = rows[0]
+        score = "" if r["score"] is None else f" (score {r['score']:.3f})"
+        log(f"{label or f'round {round_}'}: sample {_short(r['prompt'], 100)!r} -> {_short(r['completion'])!r}{score}; "
+            f"{len(rows)} answers in {path}")
