@@ -233,3 +233,59 @@ def test_columns_map_other_field_names_before_format_detection(tmp_path, tiny_mo
     # prompts for online methods go through it too
     from alignkit.data.prompts import read_prompts
     assert read_prompts(str(data), columns="prompt=question")[:2] == ["q0 ?", "q1 ?"]
+
+
+def hub_layout(cache: Path, kind: str, repo_id: str, files: dict, commit: str = COMMIT) -> Path:
+    """The cache as huggingface_hub writes it: content in blobs/<sha256>, the snapshot's files symlinks
+    to them, refs/main naming the commit."""
+    import hashlib
+    import os
+    snap = snapshot(cache, kind, repo_id, commit)
+    blobs = snap.parent.parent / "blobs"
+    blobs.mkdir(exist_ok=True)
+    for rel, src in files.items():
+        data = Path(src).read_bytes()
+        blob = blobs / hashlib.sha256(data).hexdigest()
+        blob.write_bytes(data)
+        dest = snap / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.symlink_to(os.path.relpath(blob, dest.parent))
+    return snap
+
+
+def test_resolution_agrees_with_huggingface_hub(tmp_path, monkeypatch, tiny_model_dir):
+    """On the blobs/symlinks layout huggingface_hub itself writes, its own cache lookup finds the same files."""
+    from huggingface_hub import try_to_load_from_cache
+
+    from alignkit.data.hub import snapshot_folder
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    snap = hub_layout(cache, "model", "org/tiny", {f.name: f for f in tiny_model_dir.iterdir() if f.is_file()})
+    ours, _ = snapshot_folder("org/tiny", "model")
+    assert ours == snap
+    theirs = try_to_load_from_cache("org/tiny", "config.json", cache_dir=str(cache))
+    assert Path(theirs) == snap / "config.json"
+    from alignkit.models.loading import load_causal_lm, load_tokenizer
+    assert load_causal_lm("org/tiny").config.vocab_size == len(load_tokenizer("org/tiny"))
+
+
+def test_real_stories260k_and_hh_rlhf_through_a_hub_cache(tmp_path, monkeypatch, capsys):
+    """The real stories260K model and real HH-RLHF pairs (../shared), laid out as `huggingface-cli
+    download` leaves them, train by name."""
+    from conftest import shared_path
+    model_dir = shared_path("models", "stories260K")
+    hh = shared_path("data", "hh-rlhf", "harmless-base-sample.jsonl")
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    hub_layout(cache, "model", "karpathy/stories260K", {f.name: f for f in model_dir.iterdir() if f.is_file()})
+    hub_layout(cache, "dataset", "Anthropic/hh-rlhf", {"harmless-base/train.jsonl": hh})
+    out = tmp_path / "out"
+    rc = main(["train", "dpo", "--model", "karpathy/stories260K", "--data", "Anthropic/hh-rlhf", "--output", str(out),
+               "--max-examples", "64", "--max-steps", "2", "--batch-size", "8", "--max-length", "256",
+               "--on-bad-record", "skip", "--num-threads", "1", "--progress", "false"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    import re
+    kept, skipped = map(int, re.search(r"Anthropic/hh-rlhf: (\d+) records, (\d+) bad records skipped", captured.out).groups())
+    assert kept + skipped == 1800 and skipped < 10  # the sample's few pairs with an empty side
+    assert json.loads((out / "summary.json").read_text())["steps"] == 2
