@@ -107,7 +107,10 @@ def test_a_prompt_past_the_context_and_a_pairwise_judge_are_one_line_errors(tiny
     ok = tmp_path / "ok.jsonl"
     ok.write_text(json.dumps({"prompt": "short"}) + "\n")
     assert _gen(tiny_model_dir, ok, tmp_path / "o.jsonl", "--judge", "population") == 2
-    assert "compares pairs only" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "compares pairs only" in err and "the 1 completions are in" in err  # sampled text is kept
+    assert len(_rows(tmp_path / "o.jsonl")) == 1 and "score" not in _rows(tmp_path / "o.jsonl")[0]
+    (tmp_path / "o.jsonl").unlink()
     assert _gen(tiny_model_dir, ok, tmp_path / "o.jsonl", "--num-samples", "0") == 2
     assert "--samples-per-prompt must be >= 1, got 0" in capsys.readouterr().err
 

@@ -34,7 +34,7 @@ class GenerateConfig:
 
 
 def cmd_generate(cfg: GenerateConfig, settings: GenerateSettings) -> int:
-    from ..errors import ConfigError
+    from ..errors import AlignkitError, ConfigError
     from ..eval.generate import generate_records, read_prompt_file, score_records, score_summary, write_jsonl_atomic
     from ..models.loading import load_causal_lm, load_tokenizer
     out = Path(cfg.output)
@@ -59,9 +59,13 @@ def cmd_generate(cfg: GenerateConfig, settings: GenerateSettings) -> int:
     records = generate_records(model, tok, items, settings, log=log)
     log(f"{len(records)} completions in {time.time() - t0:.1f}s")
     del model
+    write_jsonl_atomic(str(out), records)  # before scoring: a judge that fails leaves the completions
     if judge is not None:
-        score_records(records, judge)
-    write_jsonl_atomic(str(out), records)
+        try:
+            score_records(records, judge)
+        except AlignkitError as e:
+            raise AlignkitError(f"{e} (the {len(records)} completions are in {out}, without scores)") from None
+        write_jsonl_atomic(str(out), records)
     summary = score_summary(records)
     line = f"wrote {len(records)} records to {out}"
     if summary:
