@@ -137,3 +137,19 @@ def test_score_and_evaluate_match_their_commands(workspace, capsys):
     api_report = evaluate("out/e", "pairs.jsonl")
     assert api_report["pairs"] == cli_report["pairs"] == 40
     assert api_report["accuracy"] == pytest.approx(cli_report["accuracy"])
+
+
+def test_online_method_from_python_with_prompt_dicts_and_a_dataset(workspace):
+    """An RL method's prompts as a list of dicts (here under another field name, mapped by columns) or a
+    datasets.Dataset: the same prompts, the same run."""
+    import datasets
+
+    from alignkit.api import train
+    rows = [{"question": f"question {i}: what is two plus three ?"} for i in range(8)]
+    opts = dict(reward="rule:words", max_steps=1, samples_per_prompt=2, max_new_tokens=4, batch_size=4,
+                num_threads=1, progress=False, seed=1)
+    a = train("rloo", "models/base", rows, "out/rl-a", columns="prompt=question", **opts)
+    b = train("rloo", "models/base", datasets.Dataset.from_list([{"prompt": r["question"]} for r in rows]),
+              "out/rl-b", **opts)
+    assert a["train_last"]["reward"] == pytest.approx(b["train_last"]["reward"])
+    assert (workspace / "out" / "rl-a" / "model.safetensors").is_file()
