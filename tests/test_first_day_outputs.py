@@ -235,3 +235,22 @@ def test_the_python_api_and_a_reward_model_write_the_same_record(work):
     with pytest.raises(ConfigError, match=r"data \(records in memory\) -> \(records in memory\)"):
         run_train("rm", "model", make_pairs(16, seed=3), "rm", {**opts, "resume": True, "max_steps": 3}, **quiet)
     assert run_train("rm", "model", make_pairs(16), "rm", {**opts, "resume": True, "max_steps": 3}, **quiet)["steps"] == 3
+
+
+def test_an_rl_runs_config_yaml_repeats_it(work, capsys):
+    """The online loop's record: its judge spec and sampling settings are in config.yaml, and the file
+    repeats the run to the same weights."""
+    with open(work / "prompts.jsonl", "w") as f:
+        for r in make_pairs(8):
+            f.write(json.dumps({"prompt": r.prompt}) + "\n")
+    assert main(["train", "rloo", "--model", "model", "--data", "prompts.jsonl", "--output", "rl", "--reward",
+                 "rule:words", "--max-steps", "2", "--num-samples", "2", "--max-new-tokens", "5", "--seed", "4",
+                 *QUIET]) == 0, capsys.readouterr().err
+    rec = yaml.safe_load((work / "rl" / "config.yaml").read_text())
+    assert rec["method"] == "rloo" and rec["reward"] == "rule:words" and rec["data"] == str(work / "prompts.jsonl")
+    assert main(["train", "--config", "rl/config.yaml", "--output", "rl2", *QUIET]) == 0
+    a, b = (load_file(str(work / d / "model.safetensors")) for d in ("rl", "rl2"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert main(["train", "rloo", "--model", "model", "--data", "prompts.jsonl", "--output", "rl", "--reward",
+                 "rule:words", *QUIET]) == 2
+    assert "holds a finished run" in one_line_error(capsys)

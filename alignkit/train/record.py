@@ -44,7 +44,7 @@ RESUME_MAY_CHANGE = frozenset({
 
 _OLD_SECTIONS = ("train", "loss", "reward", "rl", "nash_md")  # the nested layout config.yaml had before
 _WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "adapter_model.safetensors", "pytorch_model.bin")
-_PATH_FIELD_ENDS = ("data", "ref", "model", "dir", "path", "file", "template", "reference")
+_PATH_FIELD_ENDS = ("data", "ref", "model", "dir", "path", "file", "template")
 
 # Data fingerprint: sha256 over each file's relative name, size and bytes. A file over
 # WHOLE_FILE_BYTES (1 GiB) is hashed by its size and its first and last EDGE_BYTES (32 MiB) instead
