@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import option
+from ..config import check_fields, option
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class TrainConfig:
     eval_at: tuple = option(("start", "end"), choices=("start", "end", "none"))  # when else to evaluate on the held-out split: start, end, both (start,end) or none ("" / none): skipping them saves their forwards
     save_every: int = option(0, ge=0)  # write a resumable checkpoint every N steps (0 = none until the end)
     keep_checkpoints: int = option(2, ge=0)  # newest checkpoints to keep (0 = all)
-    resume: bool = False  # continue from the newest checkpoint in the output folder; refused when the model, data (by content) or a setting differs from its config.yaml (the error lists them), except the length and reporting settings (max_steps, epochs, threads, logging, evaluation and checkpoint schedule)
+    resume: bool = False  # continue from the newest checkpoint in the output folder; refused when the model, data (by content) or a setting differs from its config.yaml (the error lists them), except the length and reporting settings (max_steps, epochs, iterations, threads, logging, evaluation and checkpoint schedule)
     resume_allow_changes: bool = False  # with --resume: continue even though the model, data or settings differ from the stored config.yaml (the differences are logged and config.yaml is rewritten)
     overwrite: bool = False  # replace what --output holds: a finished run (summary.json, a model), an earlier run's checkpoints, or files that are not an alignkit run are refused without it
     log_every: int = option(1, ge=1)  # write training metrics every N steps
@@ -67,6 +67,7 @@ class TrainConfig:
     trust_remote_code: bool = False  # allow model code from the model folder (off unless you trust it)
 
     def __post_init__(self):
+        check_fields(self)  # the declared ranges and choices, for a config built in Python too
         if self.bf16 and self.dtype == "fp16":
             raise ValueError("--bf16 and --dtype fp16 exclude each other (choose one mixed precision)")
         if self.load_in_4bit and self.lora_r <= 0:

@@ -35,11 +35,12 @@ ACTIONS = ("resume", "resume_allow_changes", "overwrite")  # what to do with --o
 
 # Settings a resumed run may change: they decide how long the run goes, how it reports and when it
 # evaluates or checkpoints, never what an optimizer step computes, so the resumed steps are the ones
-# the original run would have taken. max_steps/epochs extend (or shorten) a run; the learning-rate
-# schedule then decays over the new total (the steps already taken keep their rates). ref_cache and
-# ref_upfront decide where and when reference log-probs are computed, not their values.
+# the original run would have taken. max_steps/epochs (and the online loops' and round recipes'
+# iterations) extend (or shorten) a run; the learning-rate schedule then decays over the new total (the
+# steps already taken keep their rates). ref_cache and ref_upfront decide where and when reference
+# log-probs are computed, not their values.
 RESUME_MAY_CHANGE = frozenset({
-    "max_steps", "epochs", "num_threads", "progress", "log_every", "report_to", "save_every",
+    "max_steps", "epochs", "iterations", "num_threads", "progress", "log_every", "report_to", "save_every",
     "keep_checkpoints", "eval_every", "eval_at", "ref_cache", "ref_upfront", "max_nonfinite", "output"})
 
 _OLD_SECTIONS = ("train", "loss", "reward", "rl", "nash_md")  # the nested layout config.yaml had before
