@@ -140,13 +140,13 @@ def test_a_name_found_nowhere_is_one_line_saying_where_it_looked(hf_home, tmp_pa
     assert rc == 2 and "\n" not in err
     assert err.startswith("error: gpt2: model folder not found, and not in the Hugging Face cache")
     assert str(hf_home / "hub" / "models--gpt2") in err and "downloads nothing" in err
-    assert "huggingface-cli download gpt2" in err
+    assert "`hf download gpt2`" in err
     with pytest.raises(DataError) as e:
         read_records("Anthropic/hh-rlhf")
     msg = str(e.value)
     assert "\n" not in msg and msg.startswith("Anthropic/hh-rlhf: no such file or folder, and not in the Hugging Face cache")
     assert str(hf_home / "hub" / "datasets--Anthropic--hh-rlhf") in msg
-    assert "huggingface-cli download --repo-type dataset Anthropic/hh-rlhf" in msg
+    assert "`hf download --repo-type dataset Anthropic/hh-rlhf`" in msg
     # a missing file keeps its plain message
     with pytest.raises(DataError, match="no such file$"):
         read_records(tmp_path / "missing.jsonl")
@@ -270,8 +270,8 @@ def test_resolution_agrees_with_huggingface_hub(tmp_path, monkeypatch, tiny_mode
 
 
 def test_real_stories260k_and_hh_rlhf_through_a_hub_cache(tmp_path, monkeypatch, capsys):
-    """The real stories260K model and real HH-RLHF pairs (../shared), laid out as `huggingface-cli
-    download` leaves them, train by name."""
+    """The real stories260K model and real HH-RLHF pairs (../shared), laid out as `hf download` leaves
+    them, train by name."""
     from conftest import shared_path
     model_dir = shared_path("models", "stories260K")
     hh = shared_path("data", "hh-rlhf", "harmless-base-sample.jsonl")

@@ -2,7 +2,8 @@
 hub-style folders of data shards.
 
 alignkit never downloads. A name such as `gpt2`, `org/model` or `Anthropic/hh-rlhf` that is not a
-local path is looked up in the cache that `huggingface-cli download` (huggingface_hub) fills:
+local path is looked up in the cache that `hf download` (huggingface_hub; `huggingface-cli download`
+before 1.0) fills:
 
     $HF_HUB_CACHE, else $HF_HOME/hub, else $XDG_CACHE_HOME/huggingface/hub, else ~/.cache/huggingface/hub
       models--org--name/refs/main                 the commit the `main` revision points to
@@ -76,7 +77,8 @@ def not_cached_hint(name: str, kind: str, looked: Path) -> str:
     flag = "" if kind == "model" else " --repo-type dataset"
     return (f"not in the Hugging Face cache either (looked for {looked}/snapshots; HF_HUB_CACHE/HF_HOME set "
             f"where it is); alignkit downloads nothing: fetch it where there is a network with "
-            f"`huggingface-cli download{flag} {name.split('@')[0]}` and copy the cache here, or pass a local path")
+            f"`hf download{flag} {name.split('@')[0]}` (`huggingface-cli download` before huggingface_hub 1.0) "
+            f"and copy the cache here, or pass a local path")
 
 
 # ---- data -----------------------------------------------------------------------------------------
