@@ -88,6 +88,15 @@ def check_value(f: dataclasses.Field, value) -> str | None:
     return None
 
 
+def check_fields(cfg) -> None:
+    """ValueError naming the flag of the first field of `cfg` outside its declaration: for a
+    `__post_init__`, so that a config built in Python is checked as build_config checks one from flags."""
+    for f in dataclasses.fields(cfg):
+        problem = check_value(f, getattr(cfg, f.name))
+        if problem:
+            raise ValueError(problem)
+
+
 def aliases_of(cls) -> dict:
     """{deprecated name: field name} of a config class."""
     return {a: f.name for f in dataclasses.fields(cls) for a in f.metadata.get("aliases", ())}
@@ -186,8 +195,8 @@ def add_dataclass_args(parser: argparse.ArgumentParser, cls, title: str | None =
         kw = dict(dest=f.name, default=None, help=help_text, type=_converter(t))
         if t is bool:
             kw.update(nargs="?", const=True, metavar="BOOL")
-        if "choices" in f.metadata and t in (int, float, str):  # --help shows {a,b,c}; argparse names the flag
-            kw["choices"] = f.metadata["choices"]
+        if "choices" in f.metadata and t in (int, float, str):  # --help shows {a,b,c}; build_config checks
+            kw["metavar"] = "{" + ",".join(map(str, f.metadata["choices"])) + "}"
         if f.metadata.get("repeat"):  # --flag A --flag B -> (A, B); each value whole (no comma split)
             inner = (typing.get_args(t) or (str,))[0]
             kw.update(action="append", type=inner if inner in (int, float, str) else str)

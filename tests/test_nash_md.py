@@ -99,9 +99,9 @@ def test_loss_hand_computed_value_and_gradient():
 
 
 def test_config_validation_and_flags():
-    with pytest.raises(ValueError, match="mixture_coef"):
+    with pytest.raises(ValueError, match="--mixture-coef must be in"):
         NashMDConfig(mixture_coef=1.5)
-    with pytest.raises(ValueError, match="temperature"):
+    with pytest.raises(ValueError, match="--temperature must be > 0"):
         NashMDConfig(temperature=0.0)
     job = resolve_job("nash-md", "M", None, "out", {"mixture-coef": "0.25", "beta": "0.05", "reward": "truth"}, **QUIET)
     assert job.method.theme == "RL" and job.method_cfg.mixture_coef == 0.25 and job.method_cfg.beta == 0.05

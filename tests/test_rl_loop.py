@@ -178,7 +178,7 @@ def test_cli_and_methods_table(tiny_model_dir, prompts_file, tmp_path, capsys):
     assert rc == 2 and "--samples-per-prompt must be >= 2, got 1" in capsys.readouterr().err
     rc = main(["train", "grpo", "--model", str(tiny_model_dir), "--data", str(prompts_file), "--output",
                str(tmp_path / "bad"), "--reward", "rule:words", "--kl-estimator", "k9"])
-    assert rc == 2 and "kl_estimator" in capsys.readouterr().err
+    assert rc == 2 and "--kl-estimator must be one of k1, k2, k3, got 'k9'" in capsys.readouterr().err
     rc = main(["train", "rloo", "--model", str(tiny_model_dir), "--data", str(prompts_file), "--output",
                str(tmp_path / "bad")])
     assert rc == 2 and "--reward" in capsys.readouterr().err

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import option
+from ..config import check_fields, option
 from ..method import Method
 from ..train.run import Job
 from . import advantages as A
@@ -49,6 +49,9 @@ class RLConfig:
     missing_eos_penalty: float = option(0.0, ge=0)  # subtract this from the reward of a completion that never emits EOS
     eval_samples: int = option(4, ge=1)  # completions per held-out prompt at evaluation
     max_prompts: int = option(0, ge=0)  # use only the first N prompts; 0 = all (bundled task without --data: 1000)
+
+    def __post_init__(self):  # built in Python too, the declared ranges and choices hold
+        check_fields(self)
     log_completions_every: int = option(10, ge=0)  # every N iterations (and the first) append the batch's completions and rewards to completions.jsonl in the output folder and print one to the log; 0 = never
 
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..config import option, to_dict
+from ..config import check_fields, option, to_dict
 from ..losses.base import LossOutput
 from ..train.run import Job, Run
 
@@ -56,6 +56,9 @@ class NashMDConfig:
     share_prompts: bool = True  # score and update each prompt once for its samples (packed rows)
     eval_samples: int = option(4, ge=1)  # completions per held-out prompt at evaluation (policy and reference each)
     max_prompts: int = option(0, ge=0)  # use only the first N prompts; 0 = all (bundled task without --data: 1000)
+
+    def __post_init__(self):  # built in Python too, the declared ranges and choices hold
+        check_fields(self)
 
 
 
