@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import parse_scalar
+from ..config import keys_of, parse_scalar
 from ..errors import AlignkitError, ConfigError
 from ..eval.tasks import Context, Subject, get_task, subject_kind, task_config
 from .cells import one_line, prewarm, run_cell
@@ -112,10 +112,10 @@ def method_fields(method: str) -> set:
     from ..registry import get_method, inner_loss_name
     from ..train.config import TrainConfig
     m = get_method(method)
-    names = {f.name for f in dataclasses.fields(TrainConfig)} | {f.name for f in dataclasses.fields(m.config)}
+    names = keys_of(TrainConfig) | keys_of(m.config)  # with the deprecated aliases (config.option)
     if m.inner_feedback:
         inner = get_loss(inner_loss_name(m, {}, {}), m.inner_feedback)
-        names |= {f.name for f in dataclasses.fields(inner.config)}
+        names |= keys_of(inner.config)
     return names
 
 
