@@ -289,3 +289,20 @@ def test_real_stories260k_and_hh_rlhf_through_a_hub_cache(tmp_path, monkeypatch,
     kept, skipped = map(int, re.search(r"Anthropic/hh-rlhf: (\d+) records, (\d+) bad records skipped", captured.out).groups())
     assert kept + skipped == 1800 and skipped < 10  # the sample's few pairs with an empty side
     assert json.loads((out / "summary.json").read_text())["steps"] == 2
+
+
+def test_a_subset_folder_is_picked_as_name_colon_subset(hf_home):
+    """HH-RLHF's layout: harmless-base/ and helpful-base/, each with train and test files."""
+    import gzip
+    ds = snapshot(hf_home / "hub", "dataset", "Anthropic/hh-rlhf")
+    for subset, n in (("harmless-base", 3), ("helpful-base", 5)):
+        (ds / subset).mkdir()
+        for split, m in (("train", n), ("test", 1)):
+            with gzip.open(ds / subset / f"{split}.jsonl.gz", "wt") as f:
+                f.writelines(json.dumps(r) + "\n" for r in hh_rows(m, f"{subset} {split} "))
+    assert len(read_records("Anthropic/hh-rlhf")[0]) == 8
+    assert len(read_records("Anthropic/hh-rlhf:test")[0]) == 2
+    assert len(read_records("Anthropic/hh-rlhf:harmless-base")[0]) == 3
+    assert len(read_records("Anthropic/hh-rlhf:helpful-base/test")[0]) == 1
+    with pytest.raises(DataError, match="no split 'dev'; the splits here: test, train"):
+        read_records("Anthropic/hh-rlhf:helpful-base/dev")

@@ -17,7 +17,8 @@ every .parquet/.jsonl/.ndjson/.json/.csv file under it (gzipped too), grouped in
 hub's default layout names them: the file stem before `-00000-of-00002` (`data/train-00000-of-00002.parquet`
 -> train, `harmless-base/test.jsonl.gz` -> test, `train_prefs-00000-of-00001.parquet` -> train_prefs),
 or a folder named after the split (`train/part-0.parquet`). `NAME:SPLIT` (a hub name or a folder) picks a
-split; without one, `train` when there is one, else the only split there is.
+split; without one, `train` when there is one, else the only split there is. A subfolder holding a subset
+(HH-RLHF's `harmless-base/`) is picked as `NAME:SUBSET` (its train split) or `NAME:SUBSET/SPLIT`.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from alignkit.errors import DataError
 
 DATA_SUFFIXES = (".parquet", ".jsonl", ".ndjson", ".json", ".csv")
 _REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?(@[\w./-]+)?")
+SPLIT_FOLDERS = ("train", "test", "validation", "valid", "dev", "eval")  # folder names that are a split
 _SHARD = re.compile(r"(.+?)[-_.]\d+[-_]of[-_]\d+")
 
 
@@ -108,14 +110,20 @@ def split_of(folder: Path, f: Path) -> str:
     m = _SHARD.fullmatch(stem)
     split = m.group(1) if m else stem
     parent = f.parent.relative_to(folder).parts
-    if parent and parent[-1] in ("train", "test", "validation", "valid", "dev", "eval") and split not in parent[-1:]:
+    if parent and parent[-1] in SPLIT_FOLDERS and split not in parent[-1:]:
         if not re.fullmatch(r"(train|test|validation|valid|dev|eval)\w*", split):
             return parent[-1]
     return split
 
 
 def select_split(folder: Path, split: str, label: str) -> list:
-    """The shard files of `split` ("" = train, else the only split) in a hub-style folder."""
+    """The shard files of `split` ("" = train, else the only split) in a hub-style folder; `SUBSET` or
+    `SUBSET/SPLIT` when SUBSET is a subfolder."""
+    subset, _, rest = split.rpartition("/")
+    if split and (folder / split).is_dir() and split not in SPLIT_FOLDERS:
+        folder, split = folder / split, ""  # a subset folder (not one named after a split)
+    elif subset and (folder / subset).is_dir():
+        folder, split = folder / subset, rest
     files = shard_files(folder)
     if not files:
         raise DataError(label, None, None, "a folder, but not one saved by datasets' save_to_disk (no "
@@ -139,7 +147,7 @@ def select_split(folder: Path, split: str, label: str) -> list:
 def split_spec(spec: str) -> tuple:
     """`NAME:SPLIT` -> (NAME, SPLIT); anything else -> (spec, "")."""
     head, sep, tail = str(spec).rpartition(":")
-    if sep and head and re.fullmatch(r"[\w.-]+", tail) and "/" not in tail:
+    if sep and head and re.fullmatch(r"[\w.-]+(/[\w.-]+)*", tail):
         return head, tail
     return str(spec), ""
 
