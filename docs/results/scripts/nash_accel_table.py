@@ -2,7 +2,9 @@
 nash-md) its population win rate against the base (from nash_eval.py's output), the cost to reach it
 (generated answers, preference queries, wall time), and per run the first snapshot at or above a target.
 
-    .venv/bin/python docs/results/scripts/nash_accel_table.py runs/nash/eval_accel.json runs/nash/study [--target 0.6]
+    .venv/bin/python docs/results/scripts/nash_accel_table.py EVAL.json [EVAL2.json ...] runs/nash/study [--target 0.6]
+
+Several nash_eval.py outputs are merged (a later file's snapshot replaces an earlier one of the same name).
 
 Wall time: nash-md stages are timed one by one (STUDY/NAME.wall); an iterative run's rounds end at the
 modification times of their round.json, counted from the run's start (its .wall file's time less its length).
@@ -23,6 +25,8 @@ RUNS = {
     "iterdpo": ([f"iterdpo_r{i}" for i in (1, 2, 3)], 800, 200 * K4, None),
     "sppo_warm": ([f"sppo_warm_r{i}" for i in (1, 2, 3)], 800, 200 * K4, "dpo"),
     "sppo_k8": ([f"sppo_k8_r{i}" for i in (1, 2)], 1200, 150 * 8 * 7 // 2, None),
+    "sppo_replay": ([f"sppo_replay_r{i}" for i in (1, 2, 3)], 800, 200 * K4, None),
+    "dno_replay": ([f"dno_replay_r{i}" for i in (1, 2, 3)], 800, 200 * K4, None),
     "nashmd": ([f"nashmd_{n}" for n in (25, 50, 75, 100, 125, 150)], 25 * 8 * 2, 25 * 8, None),
     "nashmd_warm": ([f"nashmd_warm_{n}" for n in (25, 50, 75)], 25 * 8 * 2, 25 * 8, "dpo"),
     "nashmd_k4": ([f"nashmd_k4_{n}" for n in (25, 50, 75)], 25 * 8 * 4 * 2, 25 * 8 * 4, None),
@@ -45,17 +49,20 @@ def run_times(study: Path, run: str, names: list) -> list:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("eval_json")
+    ap.add_argument("eval_json", nargs="+")
     ap.add_argument("study")
     ap.add_argument("--target", type=float, default=0.6)
     a = ap.parse_args()
-    res = json.loads(Path(a.eval_json).read_text())
-    pm, study = res["per_model"], Path(a.study)
+    pm, study = {}, Path(a.study)
+    for f in a.eval_json:
+        pm.update(json.loads(Path(f).read_text())["per_model"])
     dpo_wall = float((study / "dpo.wall").read_text())
     print("| run | snapshot | pop. win rate vs base | r* | KL to base | answers generated | preference queries | wall (s) |")
     print("|---|---|---|---|---|---|---|---|")
     reach = {}
     for run, (names, answers, queries, warm) in RUNS.items():
+        if not all(n in pm for n in names):
+            continue
         times = run_times(study, run, names)
         for i, (n, t) in enumerate(zip(names, times)):
             m = pm[n]
@@ -72,6 +79,8 @@ def main():
     print("| run | reached at | rounds / stages | answers generated | preference queries | wall (s) |")
     print("|---|---|---|---|---|---|")
     for run in RUNS:
+        if not all(n in pm for n in RUNS[run][0]):
+            continue
         if run in reach:
             n, i, ans, q, w = reach[run]
             print(f"| {run} | {n} | {i} | {ans} | {q} | {w:.0f} |")

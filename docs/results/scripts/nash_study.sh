@@ -41,6 +41,12 @@ case $1 in
   # accelerations of SPPO: warm start from offline DPO; 8 samples per prompt in 2 rounds of 150 (the same 2400 samples)
   sppo_warm) NAME=sppo_warm t $AK train iterative-dpo --loss sppo --reference previous --eta 300 --model $R/study/dpo \
             --data $P --output $R/study/sppo_warm --reward population --iterations 3 --prompts-per-iteration 200 $ROUND $COMMON ;;
+  # acceleration: replay, each round also trains on the previous 2 rounds' records (--reuse-rounds 2)
+  sppo_replay) NAME=sppo_replay$SFX t $AK train iterative-dpo --loss sppo --reference previous --eta 100 --model $BASE \
+            --data $P --output $R/study/sppo_replay$SFX --reward population --iterations 3 --prompts-per-iteration 200 \
+            --reuse-rounds 2 $ROUND $COMMON ;;
+  dno_replay) NAME=dno_replay$SFX t $AK train dno --model $BASE --data $P --output $R/study/dno_replay$SFX \
+            --reward population --iterations 3 --prompts-per-iteration 200 --min-gap 0.2 --reuse-rounds 2 $ROUND $COMMON ;;
   sppo_k8) NAME=sppo_k8 t $AK train iterative-dpo --loss sppo --reference previous --eta 300 --model $BASE --data $P \
             --output $R/study/sppo_k8 --reward population --iterations 2 --prompts-per-iteration 150 $ROUND \
             --samples-per-prompt 8 $COMMON ;;
