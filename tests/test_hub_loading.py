@@ -4,6 +4,7 @@ built here (HF_HOME / HF_HUB_CACHE layouts), hub-style folders of parquet/JSON s
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -110,7 +111,6 @@ def test_issue_row_model_gpt2_and_data_anthropic_hh_rlhf_from_the_local_caches(h
 
 def test_ref_name_and_hf_hub_cache_variable(tmp_path, monkeypatch, tiny_model_dir):
     """HF_HUB_CACHE wins over HF_HOME; `--ref NAME` resolves too; `NAME@REV` picks a revision."""
-    import shutil
 
     from alignkit.models.loading import check_model_folder
     cache = tmp_path / "cache"
@@ -306,3 +306,16 @@ def test_a_subset_folder_is_picked_as_name_colon_subset(hf_home):
     assert len(read_records("Anthropic/hh-rlhf:helpful-base/test")[0]) == 1
     with pytest.raises(DataError, match="no split 'dev'; the splits here: test, train"):
         read_records("Anthropic/hh-rlhf:helpful-base/dev")
+
+
+def test_a_cached_model_without_safetensors_is_refused(hf_home, tiny_model_dir):
+    """Safetensors only, from the cache too: a snapshot holding a pickled .bin is not unpickled."""
+    snap = snapshot(hf_home / "hub", "model", "org/pickled")
+    for f in tiny_model_dir.iterdir():
+        if f.is_file() and f.suffix != ".safetensors":
+            shutil.copy(f, snap / f.name)
+    (snap / "pytorch_model.bin").write_bytes(b"not unpickled")
+    from alignkit.models.loading import load_causal_lm
+    with pytest.raises(ModelLoadError, match="^org/pickled: no .safetensors weights; alignkit refuses to unpickle"):
+        load_causal_lm("org/pickled")
+
