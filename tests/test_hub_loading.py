@@ -111,7 +111,6 @@ def test_issue_row_model_gpt2_and_data_anthropic_hh_rlhf_from_the_local_caches(h
 
 def test_ref_name_and_hf_hub_cache_variable(tmp_path, monkeypatch, tiny_model_dir):
     """HF_HUB_CACHE wins over HF_HOME; `--ref NAME` resolves too; `NAME@REV` picks a revision."""
-
     from alignkit.models.loading import check_model_folder
     cache = tmp_path / "cache"
     monkeypatch.setenv("HF_HOME", str(tmp_path / "elsewhere"))
