@@ -163,7 +163,7 @@ def test_issue_row_a_hub_style_folder_of_parquet_shards(tmp_path, tiny_model_dir
     write_parquet(folder / "data" / "train-00001-of-00002.parquet", rows[6:])
     write_parquet(folder / "data" / "test-00000-of-00001.parquet", rows[:3])
     (folder / "README.md").write_text("---\nlicense: mit\n---\n")
-    records, report = read_records(folder)
+    records, _ = read_records(folder)
     assert [r.prompt for r in records] == [r["prompt"] for r in rows]
     assert records[6].source == f"{folder / 'data' / 'train-00001-of-00002.parquet'}:1"
     test, _ = read_records(f"{folder}:test")

@@ -25,7 +25,7 @@ import zlib
 from pathlib import Path
 from typing import Iterator
 
-from alignkit.data.formats import parse_row, rename_columns, parse_columns
+from alignkit.data.formats import parse_columns, parse_row, rename_columns
 from alignkit.data.hub import resolve_data, select_split
 from alignkit.data.records import FEEDBACK_SHAPES, RECORD_TYPES, ReadReport, shape_of
 from alignkit.data.validate import RecordError, TextRow, type_name
