@@ -240,3 +240,36 @@ def test_label_with_a_local_judge(judge_model, tmp_path):
     assert len(records) == 3 and all(0.5 <= r.weight <= 1 for r in records)
     assert report["usage"]["calls"] == 3 * 2 * 2 and report["usage"]["completion_tokens"] > 0  # rationale + verdict
     assert report["position_consistency"]["comparisons"] == 3
+
+
+def test_hf_backend_multi_token_labels_run_the_prompt_once(judge_model):
+    """Labels whose spaced spelling is two tokens (" 1" = " " + "1" when digits are split, as in
+    SmolLM2's tokenizer): each batch's prompt is run once and the shared prefix " " once after it, from
+    the KV cache, instead of one full forward per spelling; the log-probs stay the teacher-forced ones."""
+    backend = HFBackend(str(judge_model), batch_size=4, chat=False)
+    tok, model = backend.tok, backend.model
+    labels = ("yes please", "no thanks")  # several tokens in the tiny vocabulary, spaced or not
+    queries = ["the cat sat on the mat", "what is two", "a much longer prompt about the dog and the cat"]
+    lengths = []
+    real = model.forward
+
+    def counting(*a, **k):
+        lengths.append(k["input_ids"].shape[1])
+        return real(*a, **k)
+
+    model.forward = counting
+    try:
+        got = backend.label_logprobs(queries, labels)
+    finally:
+        model.forward = real
+    longest_prompt = max(len(Encoder.untruncated(tok).prompt_ids(q)) for q in queries)
+    assert sum(n >= longest_prompt for n in lengths) == 1  # one batch, one long forward
+    prefixes = {s[:k] for lab in labels for t in (lab, " " + lab)
+                for s in [tuple(tok(t, add_special_tokens=False)["input_ids"])] for k in range(1, len(s))}
+    assert len(lengths) == 1 + len(prefixes)
+    ids = Encoder.untruncated(tok).prompt_ids(queries[0])
+    tail = tok(labels[0], add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        lp = model(torch.tensor([ids + tail])).logits[0].float().log_softmax(-1)
+    plain = sum(float(lp[len(ids) - 1 + k, t]) for k, t in enumerate(tail))
+    assert got[0][0] >= plain - 1e-4  # log-sum-exp over spellings is at least the plain one

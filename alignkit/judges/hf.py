@@ -156,6 +156,35 @@ class HFBackend(Backend):
             logits = self.model(input_ids=ids, attention_mask=att, position_ids=pos).logits
         return logits[:, -keep:], ids
 
+    def _multi_token(self, rows: list, spell: list) -> list:
+        """Label log-probs when some spelling has several tokens (" 1" is " " + "1" in a tokenizer that
+        splits digits): the prompt runs once, with the KV cache, and each distinct proper prefix of a
+        spelling (usually just " ") is then fed after it; log P(spelling) = sum over its tokens of
+        log p(token | prompt, the tokens before it). One long forward per batch, not one per spelling."""
+        import copy
+        import inspect
+        ids, att, pos = _left_pad(rows, self.tok.pad_token_id, next(self.model.parameters()).device)
+        kw = dict(input_ids=ids, attention_mask=att, position_ids=pos, use_cache=True)
+        try:
+            res = self.model(**kw, logits_to_keep=1)
+        except TypeError:  # an architecture without logits_to_keep
+            res = self.model(**kw)
+        nxt = {(): res.logits[:, -1].float().log_softmax(-1)}  # prefix -> (B, V) next-token log-probs
+        prompt_cache = getattr(res, "cache", None)
+        prompt_cache = res.past_key_values if prompt_cache is None else prompt_cache
+        # transformers 5 names the KV cache argument `cache` (`past_key_values` before)
+        key = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+        prefixes = sorted({s[:k] for seqs in spell for s in seqs for k in range(1, len(s))}, key=lambda p: (len(p), p))
+        for n, prefix in enumerate(prefixes):  # the last one may extend the prompt's cache in place
+            cache = prompt_cache if n == len(prefixes) - 1 else copy.deepcopy(prompt_cache)
+            ext = torch.tensor(prefix, dtype=torch.long, device=ids.device).expand(len(rows), len(prefix))
+            step = torch.arange(1, len(prefix) + 1, device=ids.device)
+            o = self.model(input_ids=ext, attention_mask=torch.cat([att, torch.ones_like(ext)], 1),
+                           position_ids=pos[:, -1:] + step, use_cache=True, **{key: cache})
+            nxt[prefix] = o.logits[:, -1].float().log_softmax(-1)
+        return [[logsumexp([sum(float(nxt[s[:k]][j, t]) for k, t in enumerate(s)) for s in seqs]) for seqs in spell]
+                for j in range(len(rows))]
+
     @torch.no_grad()
     def label_logprobs(self, queries: list, labels: tuple) -> list:
         spell = self._spellings(labels)
@@ -171,18 +200,8 @@ class HFBackend(Backend):
                     lp = logits[:, -1].float().log_softmax(-1)[:, needed].tolist()  # (B, len(needed))
                     out += [[logsumexp([row[col[s[0]]] for s in seqs]) for seqs in spell] for row in lp]
             else:
-                rows = [(qi, k, p + list(s)) for qi, p in enumerate(prompts)
-                        for k, seqs in enumerate(spell) for s in seqs]
-                per = [[[] for _ in spell] for _ in prompts]
-                for i in range(0, len(rows), self.batch_size):
-                    chunk = rows[i: i + self.batch_size]
-                    tails = [len(seq) - len(prompts[qi]) for qi, _, seq in chunk]
-                    logits, ids = self._logits([seq for _, _, seq in chunk], max(tails) + 1)
-                    lp = logits.float().log_softmax(-1)  # (B, keep, V)
-                    for j, ((qi, k, _), n) in enumerate(zip(chunk, tails)):
-                        tgt = ids[j, -n:]  # (n,) the spelling's tokens, each predicted from the position before
-                        per[qi][k].append(float(lp[j, -n - 1:-1].gather(-1, tgt[:, None]).sum()))
-                out = [[logsumexp(v) for v in q] for q in per]
+                for i in range(0, len(prompts), self.batch_size):
+                    out += self._multi_token(prompts[i: i + self.batch_size], spell)
         self.count(calls=len(prompts), prompt_tokens=sum(len(p) for p in prompts))
         return out
 
