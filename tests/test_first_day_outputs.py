@@ -96,6 +96,11 @@ def test_checkpoints_and_resume_of_a_finished_run(work, capsys):
     # --overwrite starts over: the earlier checkpoints go (a later --resume must not take them)
     assert main(dpo("out", "--overwrite")) == 0
     assert not (work / "out" / "checkpoints").exists()
+    # nothing to continue: a finished run without checkpoints is not trained again under --resume
+    before = snapshot(work / "out")
+    assert main(dpo("out", "--resume", "--max-steps", "3")) == 2
+    assert "no checkpoint to continue from" in one_line_error(capsys)
+    assert snapshot(work / "out") == before
 
 
 def test_resume_with_other_data_and_learning_rate_is_refused(work, capsys):

@@ -301,3 +301,16 @@ def read_config_file(path) -> tuple:
     meta = {k: d.pop(k) for k in META_KEYS if k in d}
     meta.pop("data_fingerprint", None)
     return meta, d
+
+
+def check_resumable(output, cfg) -> None:
+    """A trainer's --resume needs something to continue: a finished run without a checkpoint would be
+    trained again from its first step, replacing the model it holds. (A recipe's --resume reuses its
+    finished rounds or stages instead; it checks no further.)"""
+    out = Path(output)
+    if cfg.resume and out.is_dir() and _checkpoint(out) is None:
+        done = _finished(out)
+        if done:
+            raise ConfigError(f"--resume: {out} holds a finished run ({done}) and no checkpoint to continue from "
+                              "(--save-every N writes them); pass --overwrite to train it again, or choose "
+                              "another --output")

@@ -31,7 +31,7 @@ from ..models.threads import set_threads
 from .config import TrainConfig
 from .engine import Engine, MetricLog, check_reporter, make_accelerator
 from .precision import autocast_dtype, check_device, enable_checkpointing, mixed_precision
-from .record import check_output, run_record, stage_record, write_run_config
+from .record import check_output, check_resumable, run_record, stage_record, write_run_config
 
 
 @dataclass
@@ -161,6 +161,7 @@ class Run:
         check_reporter(cfg.report_to)  # --report-to: its logger installed
         out = Path(output)
         check_output(out, cfg, None, log)
+        check_resumable(out, cfg)
         self.record = record
         self.precision = mixed_precision(cfg)
         self.acc = make_accelerator(self.precision, fsdp_ok=fsdp_ok, lora=cfg.lora_r > 0)
