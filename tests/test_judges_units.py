@@ -329,3 +329,27 @@ def test_cache_survives_a_torn_line(tmp_path):
     c = ResponseCache(path)
     assert len(c) == 2 and c.get(request_key("u", {"a": 2})) == {"x": 2}
     assert request_key("u", {"a": 1, "b": 2}) == request_key("u", {"b": 2, "a": 1}) != request_key("v", {"a": 1, "b": 2})
+
+
+def test_default_local_judge_name_resolves_or_says_how_to_fetch(tmp_path, monkeypatch):
+    """`smollm2` names the default local judge's folder (runs/smollm2-135m-instruct, what `alignkit
+    models get` and `make smollm2` write); without it, one line says which command makes it."""
+    from alignkit.judges.backends import local_model_dir
+    monkeypatch.chdir(tmp_path)
+    for spec in ("llm-pair:smollm2", "llm-score:smollm2,template=harmless,cot=0",
+                 "llm-pair:hf:unused,baseline=smollm2"):
+        with pytest.raises(ConfigError) as err:
+            judge_from_spec(spec)
+        msg = str(err.value)
+        assert "\n" not in msg and "runs/smollm2-135m-instruct" in msg
+        assert "alignkit models get smollm2-135m-instruct --output runs/smollm2-135m-instruct" in msg
+    assert parse_llm_spec("llm-pair", "smollm2,template=harmless,batch_size=2") == (
+        "smollm2", {"template": "harmless"}, {"batch_size": 2})
+    folder = tmp_path / "runs" / "smollm2-135m-instruct"
+    folder.mkdir(parents=True)
+    with pytest.raises(ConfigError, match="holds no model"):  # an empty folder is no model either
+        local_model_dir("smollm2")
+    (folder / "config.json").write_text("{}")
+    assert local_model_dir("smollm2") == local_model_dir("smollm2-135m-instruct") == "runs/smollm2-135m-instruct"
+    with pytest.raises(ConfigError, match="smollm2"):  # the unknown-backend error lists the names
+        judge_from_spec("llm-pair:ftp://x")

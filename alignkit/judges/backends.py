@@ -91,15 +91,39 @@ def labels_from_top(top: list, labels: tuple) -> tuple:
     return out, missing
 
 
+# Local judge models by name: the folder `alignkit models get NAME --output runs/NAME` (and `make smollm2`)
+# writes, relative to the working directory. `smollm2` (SmolLM2-135M-Instruct) is the default local judge:
+# `llm-pair:smollm2`, `llm-score:smollm2,template=harmless`.
+LOCAL_MODELS = {"smollm2": "smollm2-135m-instruct", "smollm2-135m-instruct": "smollm2-135m-instruct"}
+DEFAULT_LOCAL_JUDGE = "smollm2"
+
+
+def local_model_dir(name: str) -> str:
+    """The folder of a named local model; a one-line error saying how to fetch it when it is not there."""
+    from pathlib import Path
+    full = LOCAL_MODELS[name]
+    folder = Path("runs") / full
+    if not (folder / "config.json").is_file():
+        raise ConfigError(f"judge backend {name!r} reads the model folder {folder}, which holds no model: fetch it "
+                          f"with `alignkit models get {full} --output {folder}` (or `make smollm2`), "
+                          "or name a folder as hf:DIR")
+    return str(folder)
+
+
 def backend_from_spec(spec: str, **options) -> Backend:
-    """`hf:DIR` or `http(s)://HOST[:PORT]/v1` -> a Backend. Options are the backend's keyword
-    arguments (from a judge spec's `key=value` pieces), already converted to their types."""
+    """`hf:DIR`, `http(s)://HOST[:PORT]/v1` or a local model's name (LOCAL_MODELS: `smollm2`) -> a
+    Backend. Options are the backend's keyword arguments (from a judge spec's `key=value` pieces),
+    already converted to their types."""
     spec = spec.strip()
+    if spec in LOCAL_MODELS:
+        from .hf import HFBackend
+        return HFBackend(local_model_dir(spec), **options)
     if spec.startswith("hf:"):
         from .hf import HFBackend
         return HFBackend(spec[3:], **options)
     if spec.startswith(("http://", "https://")):
         from .client import HTTPBackend
         return HTTPBackend(spec, **options)
-    raise ConfigError(f"judge backend {spec!r}: expected hf:DIR (a local model folder) or "
+    raise ConfigError(f"judge backend {spec!r}: expected hf:DIR (a local model folder), "
+                      f"{' or '.join(sorted(LOCAL_MODELS))} (a fetched local model) or "
                       "http(s)://HOST[:PORT]/v1 (an OpenAI-compatible server)")

@@ -7,6 +7,8 @@
     llm-cai:BACKEND[,OPTION=VALUE...]     pairwise judge under a constitution's principles, one drawn per
                                           comparison (Constitutional AI, Bai et al. 2022, sec. 4.1)
     BACKEND := hf:DIR | http://HOST[:PORT]/v1 | https://...
+             | smollm2                    the default local judge, SmolLM2-135M-Instruct, from the folder
+                                          runs/smollm2-135m-instruct (`alignkit models get`, `make smollm2`)
 
 Judge options: template=helpful|harmless|FILE (default helpful), exemplars=FILE (few-shot JSONL),
 cot=0|1 (llm-pair default 0, llm-score default 1), max_tokens=N (longest reasoning, default 256),
@@ -62,7 +64,8 @@ def parse_llm_spec(kind: str, arg: str) -> tuple:
     """'hf:DIR,cot=1' -> ('hf:DIR', {judge options}, {backend options}), values converted. A piece
     without '=' (or with a key that is no option) is part of the backend (a folder with a comma)."""
     if not arg.strip():
-        raise ConfigError(f"{kind}: needs a backend: {kind}:hf:DIR or {kind}:http://HOST:PORT/v1"
+        raise ConfigError(f"{kind}: needs a backend: {kind}:hf:DIR, {kind}:http://HOST:PORT/v1 or "
+                          f"{kind}:smollm2 (the default local judge)"
                           if kind != "backend" else "a model is needed: hf:DIR or http://HOST:PORT/v1")
     pieces = arg.split(",")
     backend = pieces[0].strip()
@@ -98,9 +101,10 @@ def backend_with_options(spec: str):
 
 def _baseline_backend(value: str):
     """baseline=DIR | hf:DIR | http(s)://...: the model whose greedy answers a response is judged against."""
-    from .backends import backend_from_spec
+    from .backends import LOCAL_MODELS, backend_from_spec
     value = value.strip()
-    return backend_from_spec(value if value.startswith(("hf:", "http://", "https://")) else "hf:" + value)
+    named = value.startswith(("hf:", "http://", "https://")) or value in LOCAL_MODELS
+    return backend_from_spec(value if named else "hf:" + value)
 
 
 def llm_judge(kind: str, arg: str, backend=None):
