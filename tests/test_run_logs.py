@@ -132,3 +132,21 @@ def test_iterative_rounds_keep_their_judged_answers(tiny_model_dir, tmp_path, ca
     assert len(rows) == 8 and {r["prompt"] for r in rows} == {f"question {i} :" for i in range(4)}
     assert all(r["round"] == 1 and r["score"] == float(len(r["completion"])) for r in rows)
     assert "iterative-dpo round 1: sample 'question" in capsys.readouterr().out
+
+
+def test_nash_md_logs_its_completions_against_the_mixture(tiny_model_dir, prompts_file, tmp_path, capsys):
+    from alignkit.cli import main
+    out = tmp_path / "nash"
+    assert main(["train", "nash-md", "--model", str(tiny_model_dir), "--data", str(prompts_file), "--output", str(out),
+                 "--reward", "rule:chars", "--iterations", "2", "--samples-per-prompt", "2", "--prompts-per-step", "2",
+                 "--max-new-tokens", "6", "--log-completions-every", "1", "--eval-fraction", "0",
+                 "--progress", "false", "--num-threads", "1"]) == 0
+    rows = [json.loads(line) for line in open(out / "completions.jsonl")]
+    assert [r["iteration"] for r in rows] == [1] * 4 + [2] * 4
+    assert all(0.0 <= r["preference"] <= 1.0 and isinstance(r["mixture_completion"], str) for r in rows)
+    # rule:chars as a preference: the longer of the two completions wins (sigmoid of the length difference)
+    import math
+    for r in rows:
+        d = len(r["completion"]) - len(r["mixture_completion"])
+        assert r["preference"] == pytest.approx(1 / (1 + math.exp(-d)), abs=1e-5)
+    assert "sample @ iteration 2:" in capsys.readouterr().out

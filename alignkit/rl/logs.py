@@ -104,19 +104,20 @@ class CompletionLog:
     def due(self, iteration: int) -> bool:
         return self.enabled and (iteration == 1 or iteration % self.every == 0)
 
-    def write(self, iteration: int, prompts: list, completions: list, rewards: list, scores: list | None = None):
-        """The batch's completions at `iteration` (when due); one of them printed to the log."""
+    def write(self, iteration: int, prompts: list, completions: list, rewards: list, extra: list | None = None,
+              value_name: str = "reward"):
+        """The batch's completions at `iteration` (when due), each with its reward (or `value_name`) and
+        `extra[i]`'s fields; one of them printed to the log."""
         if not self.due(iteration):
             return
         with open(self.path, "a", encoding="utf-8") as f:
             for i, (p, c, r) in enumerate(zip(prompts, completions, rewards)):
-                row = {"iteration": iteration, "prompt": p, "completion": c, "reward": float(r)}
-                if scores is not None:
-                    row["score"] = float(scores[i])
+                row = {"iteration": iteration, "prompt": p, "completion": c, value_name: float(r),
+                       **(extra[i] if extra else {})}
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
         if prompts:
             self.log(f"sample @ iteration {iteration}: {_short(prompts[0], 100)!r} -> {_short(completions[0])!r} "
-                     f"(reward {float(rewards[0]):.3f}; {len(prompts)} completions in {self.path.name})")
+                     f"({value_name} {float(rewards[0]):.3f}; {len(prompts)} completions in {self.path.name})")
 
 
 def write_round_completions(folder, round_: int, groups: list, scores: list, log=print, label: str = "") -> None:

@@ -56,6 +56,7 @@ class NashMDConfig:
     share_prompts: bool = True  # score and update each prompt once for its samples (packed rows)
     eval_samples: int = option(4, ge=1)  # completions per held-out prompt at evaluation (policy and reference each)
     max_prompts: int = option(0, ge=0)  # use only the first N prompts; 0 = all (bundled task without --data: 1000)
+    log_completions_every: int = option(10, ge=0)  # every N iterations (and the first) append the batch's completions, the mixture's and P(y > y') to completions.jsonl in the output folder and print one to the log; 0 = never
 
     def __post_init__(self):  # built in Python too, the declared ranges and choices hold
         check_fields(self)
@@ -151,7 +152,8 @@ def run_nash_md(job: Job) -> dict:
     from ..train.forward import collate
     from ..train.steps import evaluate_and_log, micro_batch_indices
     from .forward import token_forward
-    from .trainer import start_online
+    from .logs import CompletionLog
+    from .trainer import _eta, start_online
     cfg, mcfg, model_path, data = job.cfg, job.method_cfg, job.model, job.data
     run = Run(cfg, job.output, job.log, record=job.record())
     acc, log, out = run.acc, run.log, run.out
@@ -191,6 +193,8 @@ def run_nash_md(job: Job) -> dict:
     policy_gen = GeometricMixtureGenerator(model, reference, tok, 0.0)
     mix_gen = GeometricMixtureGenerator(model, reference, tok, mcfg.mixture_coef)
     last = {}
+    completions = CompletionLog(out, mcfg.log_completions_every, iteration, log, acc.is_main_process)
+    loop_t0, loop_start = time.time(), iteration
     while iteration < iterations:
         idx = micro_batch_indices(iteration, len(train_prompts), mcfg.prompts_per_step, world, rank, cfg.seed)
         k = mcfg.samples_per_prompt
@@ -227,7 +231,9 @@ def run_nash_md(job: Job) -> dict:
                 "time/rollout": t1 - t0, "time/judge": t2 - t1, "time/update": time.time() - t2}
         if iteration % cfg.log_every == 0 or iteration == iterations:
             mlog.write(iteration, "train", last)
-        log(f"iteration {iteration}/{iterations}: {_fmt(last)}")
+        log(f"iteration {iteration}/{iterations} ({_eta(loop_t0, iteration - loop_start, iterations - iteration)}): "
+            f"{_fmt(last)}")
+        completions.write(iteration, flat, ts, pref.tolist(), [{"mixture_completion": m} for m in tm], "preference")
         if cfg.eval_every and iteration % cfg.eval_every == 0 and iteration < iterations and eval_prompts:
             evaluate_and_log(iteration, evaluate, mlog, log, _fmt, unit="iteration")
         if (cfg.save_every and iteration % cfg.save_every == 0) or engine.stop_requested:
