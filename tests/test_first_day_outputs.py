@@ -259,3 +259,19 @@ def test_an_rl_runs_config_yaml_repeats_it(work, capsys):
     assert main(["train", "rloo", "--model", "model", "--data", "prompts.jsonl", "--output", "rl", "--reward",
                  "rule:words", *QUIET]) == 2
     assert "holds a finished run" in one_line_error(capsys)
+
+
+def test_resume_changes_lists_only_what_changes_the_steps(tmp_path, monkeypatch):
+    from alignkit.train.record import RESUME_MAY_CHANGE, resume_changes
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sft").mkdir()
+    stored = {"method": "dpo", "model": "sft", "data": "/d.jsonl", "data_fingerprint": "sha256:aa", "beta": 0.1,
+              "max_steps": 10, "num_threads": 2, "only_old": 1, "lora_target_modules": ["q_proj", "v_proj"]}
+    new = {**stored, "model": str(tmp_path / "sft"), "data": "/moved/d.jsonl", "max_steps": 20, "num_threads": 1,
+           "only_new": 2, "lora_target_modules": ("q_proj", "v_proj")}
+    new.pop("only_old")
+    # an older record's relative model path, the same data moved, a longer run, a field only one side has: no change
+    assert {"max_steps", "num_threads"} <= RESUME_MAY_CHANGE and resume_changes(stored, new) == []
+    changed = resume_changes(stored, {**new, "beta": 0.2, "data_fingerprint": "sha256:bb", "method": "ipo"})
+    assert changed[0].startswith("data /d.jsonl -> /moved/d.jsonl") and "beta 0.1 -> 0.2" in changed
+    assert "method dpo -> ipo" in changed and len(changed) == 3

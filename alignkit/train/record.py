@@ -38,10 +38,12 @@ ACTIONS = ("resume", "resume_allow_changes", "overwrite")  # what to do with --o
 # the original run would have taken. max_steps/epochs (and the online loops' and round recipes'
 # iterations) extend (or shorten) a run; the learning-rate schedule then decays over the new total (the
 # steps already taken keep their rates). ref_cache and ref_upfront decide where and when reference
-# log-probs are computed, not their values.
+# log-probs are computed, not their values; fused_adamw and gradient_checkpointing how a step is
+# computed (the same update, the same gradients), not what.
 RESUME_MAY_CHANGE = frozenset({
     "max_steps", "epochs", "iterations", "num_threads", "progress", "log_every", "report_to", "save_every",
-    "keep_checkpoints", "eval_every", "eval_at", "ref_cache", "ref_upfront", "max_nonfinite", "output"})
+    "keep_checkpoints", "eval_every", "eval_at", "ref_cache", "ref_upfront", "max_nonfinite", "output",
+    "fused_adamw", "gradient_checkpointing"})
 
 _OLD_SECTIONS = ("train", "loss", "reward", "rl", "nash_md")  # the nested layout config.yaml had before
 _WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "adapter_model.safetensors", "pytorch_model.bin")
