@@ -89,6 +89,10 @@ def test_rl_help_explains_the_logged_loss_and_kl(capsys):
     with pytest.raises(SystemExit):
         main(["train", "ppo", "--help"])
     assert "why loss=0.000" not in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["train", "nash-md", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "mean P(y > y')" in text and "not a quantity that goes to 0" in text and "can be negative" in text
 
 
 def test_grpo_logs_zero_loss_with_a_gradient_and_sample_completions(tiny_model_dir, prompts_file, tmp_path, capsys):

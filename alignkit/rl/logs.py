@@ -55,8 +55,18 @@ _PER_METHOD = {
            "advantages to mean 0 over the batch, so pg_loss starts near 0 and vf_loss carries most of the loss.",
 }
 _PER_METHOD["ppo-ptx"] = _PER_METHOD["ppo"]
+_NASH_METRICS = (
+    ("preference", "mean P(y > y') under the judge of the policy's samples against the geometric mixture's "
+                   "(0.5: no better than the mixture); vs_ref (evaluation): against the reference's samples"),
+    _METRICS[1],
+    ("length", "mean length in tokens of the policy's completions (metrics.jsonl: the mixture's too)"),
+    ("loss", "Nash-MD's surrogate beta * sum_t sg(log pi/pi_ref) log pi - (P - 1/2) log pi(y) (rl/nash_md.py): its "
+             "gradient is the policy gradient, its value is not a quantity that goes to 0 (log pi(y) is large and "
+             "negative, weighted by P - 1/2 of either sign); judge progress by preference, vs_ref and kl"),
+)
 _SAMPLES = ("sample completions: every --log-completions-every N iterations (and the first), the batch's "
-            "completions with their rewards go to completions.jsonl in the output folder and one of them to the log.")
+            "completions with their rewards (Nash-MD: the mixture's completion and P(y > y')) go to "
+            "completions.jsonl in the output folder and one of them to the log.")
 
 
 def log_notes(method: str, width: int = 100) -> str:
@@ -65,8 +75,8 @@ def log_notes(method: str, width: int = 100) -> str:
     lines = ["metrics (a line per iteration, a row of metrics.jsonl each; an iteration = one rollout batch and "
              "its updates):"]
     lines = textwrap.wrap(lines[0], width)
-    for name, text in _METRICS:
-        lines += textwrap.wrap(text, width, initial_indent=f"  {name:<10}", subsequent_indent=" " * 12)
+    for name, text in (_NASH_METRICS if method == "nash-md" else _METRICS):
+        lines += textwrap.wrap(text, width, initial_indent=f"  {name:<10} ", subsequent_indent=" " * 13)
     for para in ([_PER_METHOD[method]] if method in _PER_METHOD else []) + [_SAMPLES]:
         lines += [""] + textwrap.wrap(para, width)
     return "\n".join(lines)

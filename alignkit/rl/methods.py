@@ -139,5 +139,5 @@ RL_METHODS = [
     Method("nash-md", None, NashMDConfig, "online", "Munos et al. 2023, arXiv 2312.00886", theme="RL",
            reference=True, run=run_nash_md,
            description="Nash-MD: policy vs the geometric mixture with the reference under a preference model, "
-                       "policy gradient + KL"),
+                       "policy gradient + KL", notes=log_notes("nash-md")),
 ]
