@@ -274,11 +274,11 @@ def test_revise_writes_sft_data_and_resumes_after_a_crash(tmp_path, monkeypatch)
 
 
 def test_revise_config_errors():
-    with pytest.raises(ConfigError, match="field 'rounds': expected >= 1"):
+    with pytest.raises(ConfigError, match="--rounds must be >= 1, got 0"):
         build_config(ReviseConfig, {"model": "m", "data": "d", "output": "o", "rounds": 0}, where="t")
     with pytest.raises(ConfigError, match="field 'feedback': required"):
         build_config(PreferenceConfig, {"data": "d", "output": "o"}, where="t")
-    with pytest.raises(ConfigError, match="field 'samples': expected >= 2"):
+    with pytest.raises(ConfigError, match="--samples must be >= 2, got 1"):
         build_config(PreferenceConfig, {"feedback": "f", "data": "d", "output": "o", "samples": 1}, where="t")
 
 

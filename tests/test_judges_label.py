@@ -225,7 +225,7 @@ def test_config_and_flags():
     args = p.parse_args(["label", "--judge", "rule:words", "--data", "d.jsonl", "--output", "o.jsonl", "--mode", "rank",
                          "--soft-labels", "false", "--batch_size", "3"])
     assert (args.mode, args.soft_labels, args.batch_size) == ("rank", False, 3)
-    with pytest.raises(ConfigError, match="field 'mode': expected one of pairwise, pointwise, rank"):
+    with pytest.raises(ConfigError, match="--mode must be one of pairwise, pointwise, rank, got 'listwise'"):
         build_config(LabelConfig, {"judge": "x", "data": "d", "output": "o", "mode": "listwise"}, where="label")
     with pytest.raises(ConfigError, match="field 'judge': required"):
         build_config(LabelConfig, {"data": "d", "output": "o"}, where="label")

@@ -127,7 +127,7 @@ def test_config_validation_is_one_line():
         build_config(MergeConfig, {"method": "slerp"})
     with pytest.raises(ConfigError, match="density"):
         build_config(MergeConfig, {"density": 0})
-    with pytest.raises(ConfigError, match="drop_rate"):
+    with pytest.raises(ConfigError, match=r"--drop-rate must be in \[0, 1\), got 1.0"):
         build_config(MergeConfig, {"drop_rate": 1.0})
     with pytest.raises(ConfigError, match="scale"):
         build_config(MergeConfig, {"method": "linear", "scale": 2})

@@ -83,7 +83,7 @@ def test_bad_settings_are_clear_errors(tiny_model_dir, tmp_path, capsys):
     assert main(base) == 2
     assert "needs --reward" in capsys.readouterr().err
     assert main(base + ["--reward", "rule:chars", "--reference", "sft"]) == 2
-    assert "initial or previous" in capsys.readouterr().err
+    assert "--reference must be one of initial, previous, got 'sft'" in capsys.readouterr().err
     assert main(base + ["--reward", "rule:chars", "--min-gap", "1000", "--max-new-tokens", "4"]) == 2
     assert "differ enough under the judge" in capsys.readouterr().err
 

@@ -109,9 +109,9 @@ def test_a_strong_penalty_keeps_the_delta_sparse(tiny_model_dir, tmp_path):
 
 
 def test_run_options_are_validated():
-    with pytest.raises(ConfigError, match="l1_delta"):
+    with pytest.raises(ConfigError, match="--l1-delta must be >= 0"):
         build_config(TrainConfig, {"l1_delta": -1})
-    with pytest.raises(ConfigError, match="delta_threshold"):
+    with pytest.raises(ConfigError, match="--delta-threshold must be >= 0"):
         build_config(TrainConfig, {"delta_threshold": -1e-3})
 
 
@@ -190,7 +190,7 @@ def test_paft_resumes_an_interrupted_stage(tiny_model_dir, tmp_path, paft_data, 
 
 @pytest.mark.parametrize("opts,match", [({}, "sft-data"), ({"sft_data": "x.jsonl", "l1_delta": 0.1}, "--sft-l1-delta"),
                                         ({"sft_data": "x.jsonl", "merge": "average"}, "merge"),
-                                        ({"sft_data": "x.jsonl", "merge": "linear", "merge_scale": 2.0}, "merge_scale"),
+                                        ({"sft_data": "x.jsonl", "merge": "linear", "merge_scale": 2.0}, "--merge-scale"),
                                         ({"sft_data": "x.jsonl", "loss": "kto"}, "pairwise")])
 def test_paft_user_errors_are_one_line(tiny_model_dir, tmp_path, opts, match):
     with pytest.raises(ConfigError, match=match) as e:

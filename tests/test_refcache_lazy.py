@@ -86,7 +86,7 @@ def test_eval_at_skips_the_start_and_end_evaluations(tiny_model_dir, tmp_path):
     assert res["reference_logps"]["from_policy"] == 4  # nothing computed for the held-out pairs
     res = _run(tmp_path, "end-only", steps=2, eval_at=("end",))
     assert res["eval_start"] == {} and "rewards/accuracy" in res["eval_end"]
-    with pytest.raises(ValueError, match="eval_at"):
+    with pytest.raises(ValueError, match="--eval-at must be one of start, end, none, got 'middle'"):
         TrainConfig(eval_at=("middle",))
 
 
