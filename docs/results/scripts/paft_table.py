@@ -79,9 +79,10 @@ if sweep:
         head, merge = n.split(", ")
         _, _, place, lam = head.split()
         return place, merge, float(lam)
-    # lambda 1e-3 is the main table's "PAFT L1 on SFT/pref" arm
+    # lambda 1e-3 is the main table's "PAFT L1 on SFT/pref" arm, lambda 0 its "PAFT no L1" arm
     main_arm = {f"L1 on {p} 0.001, {m}": f"PAFT L1 on {'SFT' if p == 'sft' else 'pref'}, {m}"
                 for p in ("sft", "pref") for m in ("ties", "task_arithmetic")}
+    main_arm.update({f"L1 on {p} 0, {m}": f"PAFT no L1, {m}" for p in ("sft", "pref") for m in ("ties", "task_arithmetic")})
     print("\n| L1 on | lambda | merge | sparsity of the penalised delta | accuracy | demo NLL | r* | win rate "
           "| harmless | train s |")
     print("|---" * 10 + "|")
