@@ -318,3 +318,20 @@ def test_a_cached_model_without_safetensors_is_refused(hf_home, tiny_model_dir):
     with pytest.raises(ModelLoadError, match="^org/pickled: no .safetensors weights; alignkit refuses to unpickle"):
         load_causal_lm("org/pickled")
 
+
+
+def test_prompt_only_datasets_in_any_kind_and_from_the_cache(hf_home, tmp_path):
+    """Prompts for online methods: a prompt-only Parquet file, a shard folder, a cached dataset, by name."""
+    from alignkit.data.prompts import read_prompts
+    rows = [{"prompt": f"question {i} ?", "id": i} for i in range(5)]
+    assert read_prompts(str(write_parquet(tmp_path / "p.parquet", rows))) == [r["prompt"] for r in rows]
+    ds = snapshot(hf_home / "hub", "dataset", "org/prompts")
+    write_parquet(ds / "data" / "train-00000-of-00002.parquet", rows[:3])
+    write_parquet(ds / "data" / "train-00001-of-00002.parquet", rows[3:])
+    write_parquet(ds / "data" / "test-00000-of-00001.parquet", [{"prompt": "held out ?"}])
+    assert read_prompts("org/prompts") == [r["prompt"] for r in rows]
+    assert read_prompts("org/prompts:test") == ["held out ?"]
+    assert read_prompts("org/prompts", limit=4) == [r["prompt"] for r in rows[:4]]
+    write_parquet(tmp_path / "bad.parquet", [{"prompt": "a"}, {"prompt": ""}])
+    with pytest.raises(DataError, match=f"^{tmp_path / 'bad.parquet'}:2: field 'prompt': expected a non-empty"):
+        read_prompts(str(tmp_path / "bad.parquet"))

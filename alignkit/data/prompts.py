@@ -4,45 +4,37 @@ also as a hub-style folder or a dataset name in the local Hugging Face cache (re
 `columns` ("prompt=question") renames fields first."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 from ..errors import DataError
 from .formats import parse_columns, rename_columns
 from .validate import RecordError
 
 
 def read_prompts(path: str, limit: int | None = None, columns=None) -> list:
-    p = Path(path)
+    from .readers import data_sources
     prompts = []
     mapping = parse_columns(columns)
-    if p.suffix == ".jsonl" and p.is_file():
-        with open(p, "rb") as f:
-            for n, raw in enumerate(f, 1):
-                if not raw.strip():
-                    continue
+    for name, rows in data_sources(path):  # a file, or each shard of a hub-style folder or cached dataset
+        for n, row in rows:
+            if isinstance(row, RecordError):
+                raise DataError(name, n, row.field, row.message)
+            if mapping:
                 try:
-                    row = json.loads(raw.decode("utf-8"))
-                except UnicodeDecodeError as e:
-                    raise DataError(str(path), n, None, f"invalid UTF-8: {e}")
-                except json.JSONDecodeError as e:
-                    raise DataError(str(path), n, None, f"malformed JSON: {e.msg} (column {e.colno})")
-                if isinstance(row, dict) and mapping:
-                    try:
-                        row = rename_columns(row, mapping)
-                    except RecordError as e:
-                        raise DataError(str(path), n, e.field, e.message) from None
-                if not isinstance(row, dict) or "prompt" not in row:
-                    prompts = None
-                    break
-                if not isinstance(row["prompt"], (str, list)) or not row["prompt"]:
-                    raise DataError(str(path), n, "prompt", "expected a non-empty string or list of messages")
-                prompts.append(row["prompt"])
-                if limit and len(prompts) >= limit:
-                    break
-        if prompts is not None:
-            return prompts
-    # any other file kind or a feedback dataset: take each record's prompt (deduplicated, in order)
+                    row = rename_columns(row, mapping)
+                except RecordError as e:
+                    raise DataError(name, n, e.field, e.message) from None
+            if "prompt" not in row:
+                prompts = None
+                break
+            if not isinstance(row["prompt"], (str, list)) or not row["prompt"]:
+                raise DataError(name, n, "prompt", "expected a non-empty string or list of messages")
+            prompts.append(row["prompt"])
+            if limit and len(prompts) >= limit:
+                return prompts
+        if prompts is None:
+            break
+    if prompts:
+        return prompts
+    # a feedback dataset without a prompt field (HH dialogues, messages): each record's prompt (deduplicated, in order)
     from .readers import read_records
     records, _ = read_records(str(path), columns=columns)
     seen, out = set(), []

@@ -50,16 +50,19 @@ def read_records(path, shape: str | None = None, on_bad_record: str = "error",
     Returns (records, ReadReport).
     """
     _check_options(shape, on_bad_record)
+    return _read(str(path), data_sources(path), shape, on_bad_record, max_chars, limit, columns)
+
+
+def data_sources(path) -> list:
+    """[(file name, its (line, row) pairs)] of a file, a folder or `NAME[:SPLIT]` (data/hub.py): one
+    entry, or one per shard of the split."""
     label = str(path)
     where, split = resolve_data(path)
     if where.is_dir() and not any((where / m).exists() for m in DATASET_MARKERS):
-        files = select_split(where, split, label)
-        sources = [(str(f), iter_rows(f)) for f in files]
-    else:
-        if split:
-            raise DataError(label, None, None, f"a split (:{split}) picks files of a folder; {where} is not one")
-        sources = [(str(where), iter_rows(where))]
-    return _read(label, sources, shape, on_bad_record, max_chars, limit, columns)
+        return [(str(f), iter_rows(f)) for f in select_split(where, split, label)]
+    if split:
+        raise DataError(label, None, None, f"a split (:{split}) picks files of a folder; {where} is not one")
+    return [(str(where), iter_rows(where))]
 
 
 def read_data(data, shape: str | None = None, on_bad_record: str = "error", max_chars: int = 100_000,
