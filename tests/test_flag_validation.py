@@ -418,3 +418,48 @@ def test_fp16_engine_unscales_before_clipping_and_skips_an_overflow(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(before, m1.parameters()))
     from accelerate.state import AcceleratorState
     AcceleratorState._reset_state()  # the next test's accelerator starts afresh
+
+
+# ---- every accepted choice of --lr-scheduler and --report-to is used -----------------------------
+def test_every_lr_scheduler_choice_has_its_own_schedule():
+    import math
+
+    from alignkit.train.config import TrainConfig
+    from alignkit.train.engine import lr_lambda
+    choices = dict((f.name, f) for f in dataclasses.fields(TrainConfig))["lr_scheduler"].metadata["choices"]
+    at_step_2_of_10 = {kind: lr_lambda(kind, 0, 10)(2) for kind in choices}
+    assert at_step_2_of_10 == pytest.approx({"linear": 0.8, "cosine": 0.5 * (1 + math.cos(0.2 * math.pi)),
+                                             "constant": 1.0})
+    assert lr_lambda("cosine", 4, 10)(1) == pytest.approx(0.5)  # linear warm-up first, whatever the kind
+
+
+def test_report_to_writes_to_the_logger(tmp_path, monkeypatch):
+    """tensorboard and wandb stand-ins record what MetricLog hands them (neither package is installed here)."""
+    import types
+
+    from alignkit.train.engine import MetricLog
+    calls = []
+
+    class Writer:
+        def __init__(self, logdir):
+            calls.append(("tb-dir", logdir))
+
+        def add_scalar(self, tag, value, step):
+            calls.append(("tb", tag, value, step))
+
+        def flush(self):
+            calls.append(("tb-flush",))
+    tb = types.ModuleType("torch.utils.tensorboard")
+    tb.SummaryWriter = Writer
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", tb)
+    wandb = types.ModuleType("wandb")
+    run = types.SimpleNamespace(log=lambda d, step: calls.append(("wandb", d, step)))
+    wandb.init = lambda **kw: calls.append(("wandb-init", kw["project"])) or run
+    monkeypatch.setitem(sys.modules, "wandb", wandb)
+    for kind in ("tensorboard", "wandb"):
+        (tmp_path / kind).mkdir()
+        log = MetricLog(tmp_path / kind, kind, True, {"seed": 0})
+        log.write(3, "train", {"loss": 0.5, "note": "text"})
+    assert ("tb", "train/loss", 0.5, 3) in calls and ("tb-flush",) in calls
+    assert ("wandb-init", "alignkit") in calls and ("wandb", {"train/loss": 0.5, "train/note": "text"}, 3) in calls
+    assert json.loads((tmp_path / "wandb" / "metrics.jsonl").read_text())["loss"] == 0.5
