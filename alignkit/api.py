@@ -54,20 +54,25 @@ def evaluate(model: str, data, ref: str | None = None, beta: float | None = None
     on thumbs (binary) data {"responses", "auc", "reward_gap", ...}. ref and beta default to the ones
     in the model's config.yaml; eval_fraction > 0 keeps only the held-out part of the split that
     `train` makes with the same eval_fraction and seed."""
-    from .data.convert import split_records
-    from .data.readers import read_data
-    from .rewards.evaluate import PreferenceOptions, preference_results
+    from .rewards.evaluate import PreferenceOptions, heldout_records, preference_results
     from .rewards.implicit import ImplicitRewardJudge
     opts = build_config(PreferenceOptions, {"bins": bins, "eval_fraction": eval_fraction, "seed": seed,
-                                            "on_bad_record": on_bad_record, "max_pairs": max_pairs}, where="evaluate")
+                                            "on_bad_record": on_bad_record, "max_pairs": max_pairs,
+                                            "columns": _columns_text(columns)}, where="evaluate")
     if beta is not None and not beta > 0:
         raise ConfigError(f"evaluate: {flag('beta')} must be > 0, got {beta!r}")
-    records, _ = read_data(data, on_bad_record=opts.on_bad_record, columns=columns)
-    if opts.eval_fraction > 0:
-        _, records = split_records(records, opts.eval_fraction, opts.seed)
+    records = heldout_records(data, opts.eval_fraction, opts.seed, opts.on_bad_record, opts.columns,
+                              log=lambda *a: None)
     judge = ImplicitRewardJudge(str(model), ref, beta)
     return preference_results(judge, records, None, opts.bins, opts.max_pairs,
                               str(data) if isinstance(data, (str, os.PathLike)) else "data")
+
+
+def _columns_text(columns) -> str:
+    """columns as the flag's text: {"prompt": "question"} -> "prompt=question"."""
+    if isinstance(columns, dict):
+        return ",".join(f"{k}={v}" for k, v in columns.items())
+    return columns or ""
 
 
 def score(reward: str, data, columns=None) -> list:

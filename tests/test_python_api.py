@@ -153,3 +153,25 @@ def test_online_method_from_python_with_prompt_dicts_and_a_dataset(workspace):
               "out/rl-b", **opts)
     assert a["train_last"]["reward"] == pytest.approx(b["train_last"]["reward"])
     assert (workspace / "out" / "rl-a" / "model.safetensors").is_file()
+
+
+def test_columns_in_evaluate_score_and_their_commands(workspace, capsys):
+    """--columns (and columns=) for held-out preferences and scoring too."""
+    from alignkit.api import evaluate, score, train
+    renamed = workspace / "renamed.jsonl"
+    renamed.write_text("".join(json.dumps({"q": r.prompt, "good": r.chosen, "bad": r.rejected}) + "\n"
+                               for r in make_pairs(40)))
+    cols = "prompt=q,chosen=good,rejected=bad"
+    assert score("rule:words", str(renamed), columns={"prompt": "q", "chosen": "good", "rejected": "bad"}) == \
+        score("rule:words", "pairs.jsonl")
+    assert main(["rewards", "score", "--reward", "rule:words", "--data", str(renamed), "--columns", cols]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 40
+    train("dpo", "models/base", "pairs.jsonl", "out/cols", max_steps=1, batch_size=4, num_threads=1, progress=False)
+    a = evaluate("out/cols", "pairs.jsonl")
+    b = evaluate("out/cols", str(renamed), columns=cols)
+    assert a["accuracy"] == b["accuracy"] and a["pairs"] == b["pairs"] == 40
+    capsys.readouterr()
+    assert main(["eval", "preferences", "--model", "out/cols", "--data", str(renamed), "--columns", cols, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] == pytest.approx(a["accuracy"])
+    with pytest.raises(ConfigError, match="--columns: unknown field 'question'"):
+        evaluate("out/cols", str(renamed), columns="question=q")

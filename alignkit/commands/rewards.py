@@ -45,8 +45,9 @@ def make_judge(factory, *args):
 @dataclass(frozen=True)
 class ScoreConfig:
     reward: str = ""  # judge spec: rm:DIR, implicit:POLICY[,REF], rule:NAME, file:F.py:FN, truth, or a weighted sum like 0.5*rule:a+0.5*rm:DIR
-    data: str = ""  # records to score (any feedback shape)
+    data: str = ""  # records to score (any feedback shape): a file, a hub-style folder or a dataset name in the local Hugging Face cache (NAME[:SPLIT])
     output: str = ""  # JSONL file to write ("": stdout)
+    columns: str = ""  # other field names mapped to the ones the formats read: prompt=question,completion=answer
 
     def __post_init__(self):
         required(self, "reward", "data")
@@ -56,7 +57,7 @@ def cmd_score(cfg: ScoreConfig) -> int:
     from ..rewards.evaluate import score_records
     from ..rewards.specs import judge_from_spec
     judge = make_judge(judge_from_spec, cfg.reward)
-    rows = score_records(judge, read_heldout(cfg.data))
+    rows = score_records(judge, read_heldout(cfg.data, columns=cfg.columns))
     lines = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
     if cfg.output:
         with open(cfg.output, "w") as f:
@@ -92,24 +93,18 @@ class RewardEvalConfig(PreferenceData):
         super().__post_init__()
 
 
-def read_heldout(path: str, eval_fraction: float = 0.0, seed: int = 0, on_bad_record: str = "error") -> list:
-    """Records of `path`; with eval_fraction > 0 only the held-out part of the seeded split that
-    `alignkit train ... --eval-fraction F --seed S [--on-bad-record skip]` makes of the same file."""
-    from ..data.convert import split_records
-    from ..data.readers import read_records
-    records, report = read_records(path, on_bad_record=on_bad_record)
-    _stderr(report.summary())
-    if eval_fraction > 0:
-        _, records = split_records(records, eval_fraction, seed)
-        _stderr(f"evaluating the held-out {len(records)} records (eval_fraction={eval_fraction}, seed={seed})")
-    return records
+def read_heldout(path: str, eval_fraction: float = 0.0, seed: int = 0, on_bad_record: str = "error",
+                 columns: str = "") -> list:
+    """Records of `path` (rewards/evaluate.py heldout_records), what was read said on stderr."""
+    from ..rewards.evaluate import heldout_records
+    return heldout_records(path, eval_fraction, seed, on_bad_record, columns, log=_stderr)
 
 
 def preference_eval(judge, cfg: PreferenceData, against=None) -> int:
     """Print the judge's preference report (pairs: accuracy, calibration, agreement with `against`;
     thumbs: AUC) on cfg's data."""
     from ..rewards.evaluate import format_binary_report, format_report, preference_results
-    records = read_heldout(cfg.data, cfg.eval_fraction, cfg.seed, cfg.on_bad_record)
+    records = read_heldout(cfg.data, cfg.eval_fraction, cfg.seed, cfg.on_bad_record, cfg.columns)
     report = preference_results(judge, records, against, cfg.bins, cfg.max_pairs, cfg.data)
     text = format_binary_report(report) if "auc" in report else format_report(report)
     print(json.dumps(report, indent=1) if cfg.json else text)

@@ -21,12 +21,31 @@ class PreferenceOptions:
     seed: int = 0  # seed of that split
     on_bad_record: str = option("error", choices=("error", "skip"))  # error: stop at the first bad record, naming file, line and field | skip: leave it out and count it, as `alignkit train --on-bad-record skip` does, so the held-out split is the same
     max_pairs: int = option(0, ge=0)  # evaluate the first N pairs only (0: all)
+    columns: str = ""  # other field names mapped to the ones the formats read: prompt=question,chosen=good,rejected=bad
 
     def __post_init__(self):  # the declared ranges and choices when built in Python too
         for f in dataclasses.fields(PreferenceOptions):
             problem = check_value(f, getattr(self, f.name))
             if problem:
                 raise ValueError(problem)
+        if self.columns:
+            from ..data.formats import parse_columns
+            parse_columns(self.columns)
+
+
+def heldout_records(data, eval_fraction: float = 0.0, seed: int = 0, on_bad_record: str = "error",
+                    columns: str = "", log=print) -> list:
+    """Records of `data` (a path or name, a list of dicts or records, a datasets.Dataset); with
+    eval_fraction > 0 only the held-out part of the seeded split that `alignkit train ...
+    --eval-fraction F --seed S [--on-bad-record skip]` makes of the same data."""
+    from ..data.convert import split_records
+    from ..data.readers import read_data
+    records, report = read_data(data, on_bad_record=on_bad_record, columns=columns)
+    log(report.summary())
+    if eval_fraction > 0:
+        _, records = split_records(records, eval_fraction, seed)
+        log(f"evaluating the held-out {len(records)} records (eval_fraction={eval_fraction}, seed={seed})")
+    return records
 
 
 def as_pairs(records: list, path: str = "data") -> list:
