@@ -82,9 +82,8 @@ def cmd_train(argv: list) -> int:
     # RUN/config.yaml` repeats that run (flags still win; a positional method must be the file's)
     known = argparse.ArgumentParser(add_help=False)
     known.add_argument("--config")
-    known.add_argument("-h", "--help", action="store_true")
     pre, _ = known.parse_known_args(argv)
-    meta = read_config_file(pre.config)[0] if pre.config and not pre.help else {}
+    meta = read_config_file(pre.config)[0] if pre.config else {}  # with --help: that method's options
     if meta.get("method") and method is not None and meta["method"] != method:
         raise AlignkitError(f"{pre.config}: its method is {meta['method']!r}, not {method!r}; drop the method "
                             "to repeat that run, or use a config file without `method:`")
