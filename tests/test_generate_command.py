@@ -128,3 +128,22 @@ def test_long_prompts_get_the_rest_of_the_context(tiny_model_dir, tmp_path, caps
                             GenerateSettings(max_new_tokens=40, temperature=0, as_chat="never"), log=notes.append)
     n_out = len(tok(recs[1]["completion"], add_special_tokens=False)["input_ids"])
     assert n_out <= 512 - n_long and len(notes) == 1 and "1 of 2 prompts" in notes[0]
+
+
+def test_a_reward_model_folder_as_the_judge(tiny_model_dir, tmp_path, capsys):
+    """--judge rm:DIR scores each completion as the reward model does (its own judge, called directly)."""
+    from alignkit.registry import run_train
+    from alignkit.rewards.specs import judge_from_spec
+    from conftest import make_pairs
+    rm = tmp_path / "rm"
+    run_train("rm", str(tiny_model_dir), make_pairs(16), str(rm), {"max_steps": 2, "batch_size": 4, "progress": False,
+                                                                   "eval_fraction": 0.0, "num_threads": 1},
+              log=lambda *a, **k: None)
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("question 1 : the cat ?\nquestion 2 : the dog ?\n")
+    out = tmp_path / "o.jsonl"
+    assert _gen(tiny_model_dir, prompts, out, "--judge", f"rm:{rm}", "--samples-per-prompt", "2") == 0
+    rows = _rows(out)
+    expected = judge_from_spec(f"rm:{rm}").score([r["prompt"] for r in rows], [r["completion"][0]["content"] for r in rows])
+    assert [r["score"] for r in rows] == pytest.approx(expected, abs=1e-5)
+    assert f"mean score {sum(expected) / 4:.4f} under rm:{rm} (n=4)" in capsys.readouterr().out
