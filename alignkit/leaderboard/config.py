@@ -33,7 +33,7 @@ class LeaderboardConfig:
     reference: str = ""  # the reference model for KL and implicit rewards of models that name none ("" = the baseline)
     max_new_tokens: int = option(64, ge=1)  # generative tasks: longest response (tasks may set their own)
     temperature: float = option(0.0, ge=0)  # generative tasks: sampling temperature (0 = greedy; the bundled task always samples at 1)
-    threads: int = option(1, ge=0)  # torch CPU threads per cell
+    num_threads: int = option(1, ge=0, aliases=("threads",))  # torch CPU threads per cell (the name of every command's thread flag; --threads still works)
     isolate: bool = True  # run each cell in its own process: its own peak memory, and a crash stays in its cell
     timeout: float = option(0.0, ge=0)  # seconds a cell may take before it is stopped with an error (0 = no limit)
 
@@ -59,8 +59,8 @@ class LeaderboardConfig:
             raise ValueError(f"eval_fraction: must be in [0, 1), got {self.eval_fraction}")
         if self.learning_rate <= 0 or self.max_new_tokens < 1 or self.temperature < 0:
             raise ValueError("learning_rate must be > 0, max_new_tokens >= 1, temperature >= 0")
-        if self.threads < 0 or self.timeout < 0:
-            raise ValueError("threads and timeout must be >= 0")
+        if self.num_threads < 0 or self.timeout < 0:
+            raise ValueError("num_threads and timeout must be >= 0")
         for name in ("task_option", "set", "sweep"):
             for item in getattr(self, name):
                 if "=" not in item:

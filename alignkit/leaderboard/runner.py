@@ -239,7 +239,7 @@ def run_overrides(cfg: LeaderboardConfig, run: Run, seed: int, data_dir: Path, s
     fields = method_fields(run.method)
     opts = {"learning_rate": cfg.learning_rate, "batch_size": cfg.batch_size, "lr_scheduler": "cosine",
             "warmup_ratio": 0.1, "epochs": cfg.epochs, "seed": seed, "progress": False, "eval_fraction": 0.0,
-            "num_threads": cfg.threads, **setup.get("train_defaults", {})}
+            "num_threads": cfg.num_threads, **setup.get("train_defaults", {})}
     if m.feedback == "online":
         data = data_dir / "prompts_train.jsonl"
         if "reward" in fields:
@@ -298,7 +298,7 @@ class Cells:
                 self.records.append(rec)
                 return rec
         self.log(f"{name} ...")
-        res = run_cell(fn, kwargs, self.cfg.isolate, self.cfg.threads, self.cfg.timeout)
+        res = run_cell(fn, kwargs, self.cfg.isolate, self.cfg.num_threads, self.cfg.timeout)
         rec = {"name": name, "key": key, **info, **res}
         path.write_text(json.dumps(rec, indent=1, default=str))
         status = f"{rec['seconds']:.1f} s, peak {rec.get('peak_rss_mib', 0):.0f} MiB"
