@@ -275,3 +275,21 @@ def test_resume_changes_lists_only_what_changes_the_steps(tmp_path, monkeypatch)
     changed = resume_changes(stored, {**new, "beta": 0.2, "data_fingerprint": "sha256:bb", "method": "ipo"})
     assert changed[0].startswith("data /d.jsonl -> /moved/d.jsonl") and "beta 0.1 -> 0.2" in changed
     assert "method dpo -> ipo" in changed and len(changed) == 3
+
+
+def test_an_iterative_runs_records(work, capsys):
+    """A recipe: its folder's config.yaml is the run's own (not the last round's), a round's names its
+    records file and repeats that round's training to the same weights."""
+    (work / "prompts.jsonl").write_text("".join(json.dumps({"prompt": f"question {i} :"}) + "\n" for i in range(6)))
+    assert main(["train", "iterative-dpo", "--model", "model", "--data", "prompts.jsonl", "--output", "it",
+                 "--iterations", "2", "--reward", "rule:chars", "--samples-per-prompt", "2", "--max-new-tokens", "8",
+                 "--max-steps", "2", "--batch-size", "2", "--eval-fraction", "0", *QUIET]) == 0, capsys.readouterr().err
+    top = yaml.safe_load((work / "it" / "config.yaml").read_text())
+    assert top["method"] == "iterative-dpo" and top["iterations"] == 2 and top["model"] == str(work / "model")
+    assert top["data"] == str(work / "prompts.jsonl") and top["beta"] == 0.1  # the inner loss's fields too
+    r2 = yaml.safe_load((work / "it" / "round-2" / "config.yaml").read_text())
+    assert r2["method"] == "dpo" and r2["model"] == str(work / "it" / "round-1")
+    assert r2["data"] == str(work / "it" / "round-2" / "pairs.jsonl")
+    assert main(["train", "--config", "it/round-2/config.yaml", "--output", "again", *QUIET]) == 0
+    a, b = (load_file(str(work / d / "model.safetensors")) for d in ("it/round-2", "again"))
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -31,6 +31,7 @@ from ..config import option
 from ..data.convert import write_jsonl
 from ..rl.logs import write_round_completions
 from ..errors import ConfigError
+from ..train.record import run_record
 from ..train.run import Job, load_split
 from .stopping import decide, describe, parse_stop_when
 
@@ -277,7 +278,9 @@ def run_rounds(job: Job, recipe: Recipe) -> dict:
             log(f"{recipe.name} round {t}: also training on {len(replay)} records of rounds "
                 f"{max(1, t - mc.reuse_rounds)}-{t - 1} (--reuse-rounds {mc.reuse_rounds})")
         train, ev = load_split(records + replay, round_cfg, spec.feedback, log)
-        s = train_offline(spec, loss_cfg, round_cfg, start, train, ev, str(rdir), log)
+        # the round's config.yaml names its records file: `alignkit train --config round-T/config.yaml` repeats it
+        rec = run_record(spec.name, start, rdir / recipe.data_file, rdir, round_cfg, loss_cfg)
+        s = train_offline(spec, loss_cfg, round_cfg, start, train, ev, str(rdir), log, record=rec)
         if s.get("interrupted"):
             return s
         stat.update({"eval_start": s.get("eval_start", {}), "eval_end": s.get("eval_end", {})})
