@@ -98,12 +98,20 @@ def test_a_bad_prompts_file_is_one_line_naming_file_line_and_field(tiny_model_di
     assert not (tmp_path / "o.jsonl").exists()
 
 
-def test_a_prompt_past_the_context_and_a_pairwise_judge_are_one_line_errors(tiny_model_dir, tmp_path, capsys):
+def test_prompts_past_the_context_and_a_pairwise_judge(tiny_model_dir, tmp_path, capsys):
     prompts = tmp_path / "long.jsonl"
     prompts.write_text(json.dumps({"prompt": "short"}) + "\n" + json.dumps({"prompt": "the cat " * 600}) + "\n")
-    assert _gen(tiny_model_dir, prompts, tmp_path / "o.jsonl", "--as-chat", "never") == 2
+    # a prompt that fills the context is left out with a note naming it; the others are answered
+    assert _gen(tiny_model_dir, prompts, tmp_path / "o.jsonl", "--as-chat", "never") == 0
+    err = capsys.readouterr().err
+    assert f"note: left out 1 of 2 prompts that fill the model's context of 512 tokens" in err and f"{prompts}:2" in err
+    assert [r["prompt"] for r in _rows(tmp_path / "o.jsonl")] == ["short"]
+    (tmp_path / "o.jsonl").unlink()
+    only_long = tmp_path / "only_long.jsonl"
+    only_long.write_text(json.dumps({"prompt": "the cat " * 600}) + "\n")
+    assert _gen(tiny_model_dir, only_long, tmp_path / "o.jsonl", "--as-chat", "never") == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith(f"error: {prompts}:2: the prompt is") and "context is 512" in err
+    assert err == f"error: {only_long}: every prompt fills the model's context of 512 tokens: nothing to generate"
     ok = tmp_path / "ok.jsonl"
     ok.write_text(json.dumps({"prompt": "short"}) + "\n")
     assert _gen(tiny_model_dir, ok, tmp_path / "o.jsonl", "--judge", "population") == 2
@@ -147,3 +155,15 @@ def test_a_reward_model_folder_as_the_judge(tiny_model_dir, tmp_path, capsys):
     expected = judge_from_spec(f"rm:{rm}").score([r["prompt"] for r in rows], [r["completion"][0]["content"] for r in rows])
     assert [r["score"] for r in rows] == pytest.approx(expected, abs=1e-5)
     assert f"mean score {sum(expected) / 4:.4f} under rm:{rm} (n=4)" in capsys.readouterr().out
+
+
+def test_a_conversation_that_outgrows_the_context_ends_there(tiny_model_dir):
+    from alignkit.eval.generate import GenerateSettings, PromptItem, generate_records
+    from alignkit.models.loading import load_causal_lm, load_tokenizer
+    model, tok = load_causal_lm(str(tiny_model_dir)), load_tokenizer(str(tiny_model_dir))
+    items = [PromptItem([{"role": "user", "content": "the cat"}], ("the dog " * 300, "the end"), source="f:1"),
+             PromptItem([{"role": "user", "content": "a mat"}], ("the park",), source="f:2")]
+    notes = []
+    recs = generate_records(model, tok, items, GenerateSettings(max_new_tokens=4, turns="all"), log=notes.append)
+    assert [(r["prompt"][0]["content"], r["turn"]) for r in recs] == [("the cat", 1), ("a mat", 1), ("a mat", 2)]
+    assert any("left out 1 of 2 prompts" in n and "f:1 (turn 2)" in n for n in notes)

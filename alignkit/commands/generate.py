@@ -28,6 +28,7 @@ class GenerateConfig:
     limit: int = option(0, ge=0)  # only the first N prompts (0: all)
     overwrite: bool = False  # replace an existing --output (otherwise an existing file is refused)
     trust_remote_code: bool = False  # allow model code from the model folder
+    num_threads: int = option(0, ge=0)  # torch CPU threads; 0 = the cores free when sampling starts
 
     def __post_init__(self):
         required(self, "model", "prompts", "output")
@@ -48,6 +49,8 @@ def cmd_generate(cfg: GenerateConfig, settings: GenerateSettings) -> int:
         from ..rewards.specs import judge_from_spec
         from .rewards import make_judge
         judge = make_judge(judge_from_spec, cfg.judge)
+    from ..models.threads import set_threads
+    set_threads(cfg.num_threads)
     model = load_causal_lm(cfg.model, "fp32", cfg.trust_remote_code).eval()
     tok = load_tokenizer(cfg.model, cfg.trust_remote_code)
     multi = sum(1 for it in items if it.later_turns)

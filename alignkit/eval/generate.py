@@ -168,9 +168,9 @@ def context_length(model) -> int | None:
 
 def sample_completions(model, tok, prompts: list, cfg: GenerateSettings, seed: int, sources: list | None = None,
                        log=None) -> list:
-    """One completion string per prompt (text or conversation). Each prompt's budget is
-    min(max_new_tokens, context - prompt tokens); a prompt that fills the context is an error naming
-    its source."""
+    """One completion string per prompt (text or conversation), None for a prompt that fills the
+    model's context (a note names them). Each prompt's budget is min(max_new_tokens, context - prompt
+    tokens), so no completion runs past the context."""
     from ..data.tokenize import Encoder
     from ..models.generate import HFGenerator, SamplingConfig
     enc = Encoder.untruncated(tok)
@@ -178,19 +178,19 @@ def sample_completions(model, tok, prompts: list, cfg: GenerateSettings, seed: i
     ctx = context_length(model)
     budgets = [cfg.max_new_tokens] * len(ids)
     if ctx:
-        for i, p in enumerate(ids):
-            if len(p) >= ctx:
-                where = sources[i] if sources else f"prompt {i}"
-                raise ConfigError(f"{where}: the prompt is {len(p)} tokens, the model's context is {ctx}: "
-                                  "nothing left to generate")
-            budgets[i] = min(cfg.max_new_tokens, ctx - len(p))
-        capped = sum(b < cfg.max_new_tokens for b in budgets)
+        budgets = [min(cfg.max_new_tokens, ctx - len(p)) for p in ids]
+        full = [i for i, b in enumerate(budgets) if b < 1]
+        if full and log:
+            where = sorted({sources[i] if sources else f"prompt {i}" for i in full})
+            log(f"note: left out {len(full)} of {len(ids)} prompts that fill the model's context of {ctx} tokens "
+                f"(longest {max(len(ids[i]) for i in full)}): {', '.join(where[:5])}{' ...' if len(where) > 5 else ''}")
+        capped = sum(0 < b < cfg.max_new_tokens for b in budgets)
         if capped and log:
             log(f"note: {capped} of {len(ids)} prompts leave fewer than --max-new-tokens {cfg.max_new_tokens} "
                 f"tokens of the model's context ({ctx}); their completions stop at the context")
     gen = HFGenerator(model, tok)
     out = [None] * len(ids)
-    for k, budget in enumerate(sorted(set(budgets), reverse=True)):
+    for k, budget in enumerate(sorted({b for b in budgets if b >= 1}, reverse=True)):
         idx = [i for i, b in enumerate(budgets) if b == budget]
         sampling = SamplingConfig(max_new_tokens=budget, temperature=cfg.temperature, top_p=cfg.top_p,
                                   batch_size=cfg.batch_size)
@@ -202,22 +202,30 @@ def sample_completions(model, tok, prompts: list, cfg: GenerateSettings, seed: i
 
 def generate_records(model, tok, items: list, cfg: GenerateSettings, log=None) -> list:
     """Records {prompt, completion, sample, [turn], **row fields} for every item, sample and turn, in
-    that order."""
+    that order. A prompt that fills the model's context is left out (with a note), and so are a
+    conversation's later turns once it fills the context; nothing left at all is an error."""
     k = cfg.samples_per_prompt
     # one conversation per (item, sample): the K samples of an item sit together (one shared prefill)
     convs = [_as_model_prompt(it.prompt, tok, cfg.as_chat) for it in items for _ in range(k)]
     owners = [(i, s) for i in range(len(items)) for s in range(k)]
     multi = cfg.turns == "all" and any(it.later_turns for it in items)
     n_turns = 1 + (max(len(it.later_turns) for it in items) if multi else 0)
-    records = []
+    records, ended = [], set()  # ended: conversations that no longer fit the context
     for turn in range(n_turns):
-        live = [j for j, (i, _) in enumerate(owners) if turn == 0 or turn <= len(items[i].later_turns)]
+        live = [j for j, (i, _) in enumerate(owners)
+                if j not in ended and (turn == 0 or turn <= len(items[i].later_turns))]
+        if not live:
+            break
         if turn:
             for j in live:
                 convs[j] = convs[j] + [{"role": "user", "content": items[owners[j][0]].later_turns[turn - 1]}]
         texts = sample_completions(model, tok, [convs[j] for j in live], cfg, cfg.seed + 1000 * turn,
-                                   [items[owners[j][0]].source for j in live], log)
+                                   [f"{items[owners[j][0]].source} (turn {turn + 1})" if multi else items[owners[j][0]].source
+                                    for j in live], log)
         for j, text in zip(live, texts):
+            if text is None:
+                ended.add(j)
+                continue
             i, s = owners[j]
             prompt = convs[j]
             completion = text if isinstance(prompt, str) else [{"role": "assistant", "content": text}]
@@ -227,6 +235,9 @@ def generate_records(model, tok, items: list, cfg: GenerateSettings, log=None) -
             records.append(((i, s, turn), {**items[i].extra, **rec}))
             if not isinstance(prompt, str):
                 convs[j] = prompt + [{"role": "assistant", "content": text}]
+    if not records:
+        raise ConfigError(f"{items[0].source.rpartition(':')[0] or 'the prompts'}: every prompt fills the model's "
+                          f"context of {context_length(model)} tokens: nothing to generate")
     return [r for _, r in sorted(records, key=lambda kr: kr[0])]  # by row, then sample, then turn
 
 
