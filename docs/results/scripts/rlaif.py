@@ -53,7 +53,7 @@ DPO = {"beta": 0.3, "learning_rate": 2e-4, "epochs": 2.0, "batch_size": 16, "lr_
        "warmup_ratio": 0.1, "eval_fraction": 0.1, "max_length": MAX_LENGTH, "num_threads": 1, "progress": False}
 RM = {"learning_rate": 1e-4, "epochs": 2.0, "batch_size": 16, "eval_fraction": 0.1, "max_length": MAX_LENGTH,
       "num_threads": 1, "progress": False}
-GRPO = {"num_samples": 4, "prompts_per_step": 8, "max_new_tokens": 48, "learning_rate": 2e-4,
+GRPO = {"samples_per_prompt": 4, "prompts_per_step": 8, "max_new_tokens": 48, "learning_rate": 2e-4,
         "lr_scheduler": "constant", "batch_size": 32, "eval_fraction": 0.0, "max_length": MAX_LENGTH,
         "num_threads": 1, "progress": False, "eval_samples": 1}
 
@@ -212,7 +212,7 @@ def main():
         return {"rm": {"pairs": len(ai), "eval_start": rm.get("eval_start"), "eval_end": rm.get("eval_end")},
                 "arms": {k: {**summary(v), **train[k]} for k, v in evs.items()},
                 "direct_vs_distilled": head_to_head(evs["direct"], evs["distilled"]),
-                "rollouts": args.rl_iterations * GRPO["prompts_per_step"] * GRPO["num_samples"]}
+                "rollouts": args.rl_iterations * GRPO["prompts_per_step"] * GRPO["samples_per_prompt"]}
 
     if "rl" in stages:
         stage(results, "rl", res_path, rl_stage)
