@@ -52,12 +52,16 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def _shown(choice) -> str:
+    return '""' if choice == "" else str(choice)
+
+
 def accepted(f: dataclasses.Field) -> str:
     """The declared accepted values of a field in words ("" when none): `>= 1`, `in [0, 1)`,
     `one of linear, cosine, constant`."""
     m = f.metadata
     if "choices" in m:
-        return "one of " + ", ".join(map(str, m["choices"]))
+        return "one of " + ", ".join(map(_shown, m["choices"]))
     low = next(((k, m[k]) for k in ("ge", "gt") if k in m), None)
     high = next(((k, m[k]) for k in ("le", "lt") if k in m), None)
     if low and high:
@@ -196,7 +200,7 @@ def add_dataclass_args(parser: argparse.ArgumentParser, cls, title: str | None =
         if t is bool:
             kw.update(nargs="?", const=True, metavar="BOOL")
         if "choices" in f.metadata and t in (int, float, str):  # --help shows {a,b,c}; build_config checks
-            kw["metavar"] = "{" + ",".join(map(str, f.metadata["choices"])) + "}"
+            kw["metavar"] = "{" + ",".join(map(_shown, f.metadata["choices"])) + "}"
         if f.metadata.get("repeat"):  # --flag A --flag B -> (A, B); each value whole (no comma split)
             inner = (typing.get_args(t) or (str,))[0]
             kw.update(action="append", type=inner if inner in (int, float, str) else str)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config import check_fields, option
+from ..data.records import FEEDBACK_SHAPES
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class TrainConfig:
     max_prompt_length: int = option(0, ge=0)  # prompt token budget when truncating; 0 = max_length // 2
     max_chars: int = option(100000, ge=1)  # a text longer than this many characters is a bad record
     on_bad_record: str = option("error", choices=("error", "skip"))  # error | skip: stop at the first bad record, or skip and count them
-    data_format: str = ""  # force a feedback shape when reading (demonstration, pairwise, ...); "" = from the method
+    data_format: str = option("", choices=("", *FEEDBACK_SHAPES))  # force a feedback shape when reading (demonstration, pairwise, ...); "" = from the method
     columns: str = ""  # other field names mapped to the ones the formats read, applied before format detection: prompt=question,chosen=good,rejected=bad
     chat_template: str = ""  # chat template for conversational data: a built-in name (alignkit, chatml, zephyr, llama-3) or a Jinja file; "" = the model's own, else the built-in alignkit one; saved with the output's tokenizer
     eval_data: str = ""  # held-out file; "" = split eval_fraction off the training data
