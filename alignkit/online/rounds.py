@@ -275,8 +275,9 @@ def run_rounds(job: Job, recipe: Recipe) -> dict:
         replay = replayed_records(out, t, mc.reuse_rounds, recipe.data_file, spec.feedback)
         if replay:
             stat["replayed"] = len(replay)
-            log(f"{recipe.name} round {t}: also training on {len(replay)} records of rounds "
-                f"{max(1, t - mc.reuse_rounds)}-{t - 1} (--reuse-rounds {mc.reuse_rounds})")
+            first = max(1, t - mc.reuse_rounds)
+            log(f"{recipe.name} round {t}: also training on {len(replay)} records of "
+                + (f"rounds {first}-{t - 1}" if first < t - 1 else f"round {first}") + f" (--reuse-rounds {mc.reuse_rounds})")
         train, ev = load_split(records + replay, round_cfg, spec.feedback, log)
         # the round's config.yaml names its records file: `alignkit train --config round-T/config.yaml` repeats it
         rec = run_record(spec.name, start, rdir / recipe.data_file, rdir, round_cfg, loss_cfg)
