@@ -80,11 +80,11 @@ def score(reward: str, data, columns=None) -> list:
     implicit:POLICY[,REF], llm-score:..., truth, file:F.py:FN, weighted sums). -> TRL-style rows with
     `reward` (one response), `reward_chosen`/`reward_rejected` (a pair) or `rewards` (a list)."""
     from .data.readers import read_data
-    from .rewards.evaluate import score_records
+    from .rewards.evaluate import reward_rows
     from .rewards.specs import judge_from_spec
     judge = judge_from_spec(reward)
     records, _ = read_data(data, columns=columns)
-    return score_records(judge, records)
+    return reward_rows(judge, records)
 
 
 def generate(model: str, prompts, judge: str | None = None, trust_remote_code: bool = False, **settings) -> list:
@@ -95,7 +95,7 @@ def generate(model: str, prompts, judge: str | None = None, trust_remote_code: b
     with "score" under `judge` (a judge spec)."""
     from .errors import DataError
     from .eval.generate import (GenerateSettings, PromptItem, generate_records, parse_prompt_row,
-                                read_prompt_file, score_records)
+                                read_prompt_file, score_completions)
     from .models.loading import load_causal_lm, load_tokenizer
     cfg = build_config(GenerateSettings, settings, where="generate")
     if isinstance(prompts, str) or hasattr(prompts, "__fspath__"):
@@ -115,5 +115,5 @@ def generate(model: str, prompts, judge: str | None = None, trust_remote_code: b
     tok = load_tokenizer(str(model), trust_remote_code)
     records = generate_records(model_, tok, items, cfg)
     if judge:
-        score_records(records, judge)
+        score_completions(records, judge)
     return records

@@ -36,7 +36,7 @@ class GenerateConfig:
 
 def cmd_generate(cfg: GenerateConfig, settings: GenerateSettings) -> int:
     from ..errors import AlignkitError, ConfigError
-    from ..eval.generate import generate_records, read_prompt_file, score_records, score_summary, write_jsonl_atomic
+    from ..eval.generate import generate_records, read_prompt_file, score_completions, score_summary, write_jsonl_atomic
     from ..models.loading import load_causal_lm, load_tokenizer
     out = Path(cfg.output)
     if out.exists() and not cfg.overwrite:
@@ -65,7 +65,7 @@ def cmd_generate(cfg: GenerateConfig, settings: GenerateSettings) -> int:
     write_jsonl_atomic(str(out), records)  # before scoring: a judge that fails leaves the completions
     if judge is not None:
         try:
-            score_records(records, judge)
+            score_completions(records, judge)
         except AlignkitError as e:
             raise AlignkitError(f"{e} (the {len(records)} completions are in {out}, without scores)") from None
         write_jsonl_atomic(str(out), records)

@@ -54,10 +54,10 @@ class ScoreConfig:
 
 
 def cmd_score(cfg: ScoreConfig) -> int:
-    from ..rewards.evaluate import score_records
+    from ..rewards.evaluate import reward_rows
     from ..rewards.specs import judge_from_spec
     judge = make_judge(judge_from_spec, cfg.reward)
-    rows = score_records(judge, read_heldout(cfg.data, columns=cfg.columns))
+    rows = reward_rows(judge, read_heldout(cfg.data, columns=cfg.columns))
     lines = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
     if cfg.output:
         with open(cfg.output, "w") as f:

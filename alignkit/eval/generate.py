@@ -2,7 +2,7 @@
 
     items = read_prompt_file("question.jsonl")              # PromptItem per row (file:line kept)
     records = generate_records(model, tok, items, GenerateSettings(samples_per_prompt=2))
-    scores = score_records(records, "rm:runs/rm")           # any judge spec (rewards/specs.py)
+    scores = score_completions(records, "rm:runs/rm")           # any judge spec (rewards/specs.py)
     write_jsonl_atomic("answers.jsonl", records)
 
 Prompt files: .jsonl, .json, .csv, .parquet (rows read by data/readers.py) or .txt (one prompt per
@@ -247,7 +247,7 @@ def completion_text(record: dict) -> str:
 
 
 # ---- scoring and writing ---------------------------------------------------------------------------
-def score_records(records: list, judge, batch_size: int = 64) -> list:
+def score_completions(records: list, judge, batch_size: int = 64) -> list:
     """judge (a spec string or a Judge) -> one score per record, also stored as record["score"]."""
     from ..rewards.specs import judge_from_spec
     j = judge_from_spec(judge)

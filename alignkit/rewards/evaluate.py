@@ -125,7 +125,7 @@ def preference_results(judge, records: list, against=None, bins: int = 10, max_p
     return preference_report(judge, pairs, against, bins)
 
 
-def score_records(judge, records: list) -> list:
+def reward_rows(judge, records: list) -> list:
     """TRL-style rows of `records` with the judge's rewards added: `reward` for one response,
     `reward_chosen`/`reward_rejected` for a pair, `rewards` for a list. One batched score call."""
     from ..data.convert import to_trl_dict
