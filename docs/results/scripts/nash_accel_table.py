@@ -27,6 +27,7 @@ RUNS = {
     "sppo_k8": ([f"sppo_k8_r{i}" for i in (1, 2)], 1200, 150 * 8 * 7 // 2, None),
     "sppo_replay": ([f"sppo_replay_r{i}" for i in (1, 2, 3)], 800, 200 * K4, None),
     "dno_replay": ([f"dno_replay_r{i}" for i in (1, 2, 3)], 800, 200 * K4, None),
+    "iterdpo_replay": ([f"iterdpo_replay_r{i}" for i in (1, 2, 3)], 800, 200 * K4, None),
     "nashmd": ([f"nashmd_{n}" for n in (25, 50, 75, 100, 125, 150)], 25 * 8 * 2, 25 * 8, None),
     "nashmd_warm": ([f"nashmd_warm_{n}" for n in (25, 50, 75)], 25 * 8 * 2, 25 * 8, "dpo"),
     "nashmd_k4": ([f"nashmd_k4_{n}" for n in (25, 50, 75)], 25 * 8 * 4 * 2, 25 * 8 * 4, None),

@@ -47,6 +47,9 @@ case $1 in
             --reuse-rounds 2 $ROUND $COMMON ;;
   dno_replay) NAME=dno_replay$SFX t $AK train dno --model $BASE --data $P --output $R/study/dno_replay$SFX \
             --reward population --iterations 3 --prompts-per-iteration 200 --min-gap 0.2 --reuse-rounds 2 $ROUND $COMMON ;;
+  # the same replay with the initial model as every round's reference (iterative DPO's default)
+  iterdpo_replay) NAME=iterdpo_replay$SFX t $AK train iterative-dpo --model $BASE --data $P --output $R/study/iterdpo_replay$SFX \
+            --reward population --iterations 3 --prompts-per-iteration 200 --reuse-rounds 2 $ROUND $COMMON ;;
   sppo_k8) NAME=sppo_k8 t $AK train iterative-dpo --loss sppo --reference previous --eta 300 --model $BASE --data $P \
             --output $R/study/sppo_k8 --reward population --iterations 2 --prompts-per-iteration 150 $ROUND \
             --samples-per-prompt 8 $COMMON ;;
