@@ -8,6 +8,7 @@ template. Each dialogue becomes {"prompt": [user/assistant turns], "chosen": [{"
 ...}], "rejected": [...]}, so `alignkit train` renders the prompt with the model's chat template and
 the completions end with its end-of-turn token. Pairs with an empty reply are kept as they are:
 `--on-bad-record skip` leaves them out in training and in `alignkit eval preferences` alike (same split).
+With --truthfulqa FILE it converts the TruthfulQA binary labels instead (thumbs-up/down answers, for KTO).
 """
 from __future__ import annotations
 
@@ -38,11 +39,29 @@ def convert(row: dict) -> dict:
     return {"prompt": c[:-1], "chosen": [c[-1]], "rejected": [r[-1]]}
 
 
+def truthfulqa(path: str, out: str) -> None:
+    """finetune_truth.jsonl ("Q: ...\nA: ...\nTrue:" + " yes"/" no") as thumbs-up/down chat records for
+    KTO: {"prompt": [user: question], "completion": answer, "label": true|false}."""
+    n = 0
+    with open(path) as f, open(out, "w") as g:
+        for line in f:
+            row = json.loads(line)
+            q, _, a = row["prompt"].partition("\nA: ")
+            a = a.rsplit("\nTrue:", 1)[0]
+            g.write(json.dumps({"prompt": [{"role": "user", "content": q.removeprefix("Q: ").strip()}],
+                                "completion": a.strip(), "label": row["completion"].strip() == "yes"}) + "\n")
+            n += 1
+    print(f"{n} labelled answers written to {out}", file=sys.stderr)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=str(HH))
     ap.add_argument("--out", required=True)
+    ap.add_argument("--truthfulqa", default="", help="instead: convert this finetune_truth.jsonl for KTO")
     args = ap.parse_args()
+    if args.truthfulqa:
+        return truthfulqa(args.truthfulqa, args.out)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     n = bad = 0
     with open(args.data) as f, open(args.out, "w") as g:

@@ -3,6 +3,7 @@
 # sequential chain on one CPU thread. Every step is the CLI a user runs; wall times go to $OUT/times.tsv.
 #   OUT=runs/smollm2_policy bash docs/results/scripts/smollm2_policy.sh [STEP ...]
 # Steps (default: all, in this order): data dpo_lora judge dpo_full eval_dpo board gens kto_lora eval_kto cot
+#   kto_tqa (KTO with LoRA on the TruthfulQA thumbs-up/down labels, its AUC and its leaderboard row)
 set -u
 export OMP_NUM_THREADS=1
 A=.venv/bin/alignkit
@@ -53,5 +54,15 @@ for s in $steps; do case $s in
       --out $OUT/judge ;;
   cot) timed judge_cot $PY docs/results/scripts/smollm2_judge.py --model $M --n $JUDGE_N --cot-n ${COT_N:-4} \
       --cot-tokens 64 --parts direct,cot --out $OUT/judge ;;
+  kto_tqa) timed data_tqa $PY docs/results/scripts/smollm2_data.py \
+        --truthfulqa ../shared/data/truthfulqa/finetune_truth.jsonl --out $OUT/tqa_chat.jsonl
+      timed kto_tqa $A train kto --model $M --data $OUT/tqa_chat.jsonl --on-bad-record skip --eval-fraction 0.1 \
+        --seed 0 --eval-at none --max-length 256 --batch-size 4 --num-threads 1 --progress 0 --log-every 1 \
+        --lora-r 8 --learning-rate 5e-4 --beta 0.1 --max-steps $KTO_STEPS --output $OUT/kto_tqa
+      timed eval_kto_tqa $A eval preferences --model $OUT/kto_tqa --data $OUT/tqa_chat.jsonl --on-bad-record skip \
+        --eval-fraction 0.1 --seed 0 --max-pairs ${TQA_PAIRS:-100} --json
+      timed board_kto_tqa $A leaderboard --models kto-tqa=$OUT/kto_tqa --tasks xstest,truthfulqa \
+        --task-option xstest.n=20 --task-option truthfulqa.n_questions=20 --max-new-tokens 48 --threads 1 \
+        --output $OUT/board_kto_tqa ;;
   *) echo "unknown step $s" >&2; exit 2 ;;
 esac; done
