@@ -167,3 +167,19 @@ def test_a_conversation_that_outgrows_the_context_ends_there(tiny_model_dir):
     recs = generate_records(model, tok, items, GenerateSettings(max_new_tokens=4, turns="all"), log=notes.append)
     assert [(r["prompt"][0]["content"], r["turn"]) for r in recs] == [("the cat", 1), ("a mat", 1), ("a mat", 2)]
     assert any("left out 1 of 2 prompts" in n and "f:1 (turn 2)" in n for n in notes)
+
+
+def test_prompts_from_a_hub_style_folder_of_parquet_shards(tiny_model_dir, tmp_path):
+    # the split's two shards are read in order; a bad row names its shard file and row
+    pq = pytest.importorskip("pyarrow.parquet")
+    import pyarrow as pa
+    folder = tmp_path / "prompts_ds" / "data"
+    folder.mkdir(parents=True)
+    pq.write_table(pa.table({"prompt": ["the cat sat on", "the dog ran to"]}), folder / "train-00000-of-00002.parquet")
+    pq.write_table(pa.table({"prompt": ["a bird flew"]}), folder / "train-00001-of-00002.parquet")
+    pq.write_table(pa.table({"prompt": ["held out"]}), folder / "test-00000-of-00001.parquet")
+    out = tmp_path / "o.jsonl"
+    assert _gen(tiny_model_dir, tmp_path / "prompts_ds", out, "--as-chat", "never") == 0
+    assert [r["prompt"] for r in _rows(out)] == ["the cat sat on", "the dog ran to", "a bird flew"]
+    assert _gen(tiny_model_dir, f"{tmp_path / 'prompts_ds'}:test", out, "--as-chat", "never", "--overwrite") == 0
+    assert [r["prompt"] for r in _rows(out)] == ["held out"]

@@ -22,7 +22,7 @@ from .rewards import SPEC_HELP
 @dataclass(frozen=True)
 class GenerateConfig:
     model: str = ""  # the model to sample (a local Hugging Face folder)
-    prompts: str = ""  # prompts file: .jsonl/.json/.csv/.parquet rows with `prompt` (text or messages), `messages`, MT-Bench's `turns` or `instruction`; or .txt, one prompt per line
+    prompts: str = ""  # prompts: a file, a hub-style folder of shards or a cached dataset's NAME[:SPLIT]; .jsonl/.json/.csv/.parquet rows with `prompt` (text or messages), `messages`, MT-Bench's `turns` or `instruction`; or .txt, one prompt per line
     output: str = ""  # JSONL to write: {prompt, completion, sample, [turn], [score], the row's other fields} per completion
     judge: str = ""  # score each completion with this judge and print the mean ("": no scoring); any judge spec: rm:DIR, rule:NAME, llm-score:hf:DIR, truth, file:F.py:FN, weighted sums
     limit: int = option(0, ge=0)  # only the first N prompts (0: all)

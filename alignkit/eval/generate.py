@@ -122,29 +122,31 @@ def parse_prompt_row(row: dict) -> tuple:
 
 
 def read_prompt_file(path: str, limit: int = 0) -> list:
-    """PromptItems of a prompts file; a bad row raises DataError(FILE, LINE, FIELD, what is wrong)."""
-    from ..data.readers import iter_rows
+    """PromptItems of a prompts file, a hub-style folder or a cached dataset's `NAME[:SPLIT]` (data/hub.py);
+    a bad row raises DataError(FILE, LINE, FIELD, what is wrong)."""
+    from ..data.readers import data_sources
     from ..data.validate import RecordError
     p = Path(path)
     name = str(path)
-    if not p.exists():
-        raise DataError(name, None, None, "no such file")
     items = []
-    if p.suffix.lower() == ".txt":
+    if p.suffix.lower() == ".txt" and p.is_file():
         try:
             lines = p.read_bytes().decode("utf-8").removeprefix("\ufeff").splitlines()
         except UnicodeDecodeError as e:
             raise DataError(name, None, None, f"invalid UTF-8: {e}") from None
         items = [PromptItem(text.strip(), source=f"{name}:{n}") for n, text in enumerate(lines, 1) if text.strip()]
     else:
-        for line, row in iter_rows(p):
-            try:
-                if isinstance(row, RecordError):
-                    raise row
-                prompt, later, extra = parse_prompt_row(row)
-            except RecordError as e:
-                raise DataError(name, line, e.field, e.message) from None
-            items.append(PromptItem(prompt, later, extra, f"{name}:{line}"))
+        for source, rows in data_sources(path):
+            for line, row in rows:
+                try:
+                    if isinstance(row, RecordError):
+                        raise row
+                    prompt, later, extra = parse_prompt_row(row)
+                except RecordError as e:
+                    raise DataError(source, line, e.field, e.message) from None
+                items.append(PromptItem(prompt, later, extra, f"{source}:{line}"))
+                if limit and len(items) >= limit:
+                    break
             if limit and len(items) >= limit:
                 break
     if not items:
