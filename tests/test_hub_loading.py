@@ -335,3 +335,20 @@ def test_prompt_only_datasets_in_any_kind_and_from_the_cache(hf_home, tmp_path):
     write_parquet(tmp_path / "bad.parquet", [{"prompt": "a"}, {"prompt": ""}])
     with pytest.raises(DataError, match=f"^{tmp_path / 'bad.parquet'}:2: field 'prompt': expected a non-empty"):
         read_prompts(str(tmp_path / "bad.parquet"))
+
+
+def test_a_cached_dataset_and_a_folder_split_have_a_data_fingerprint(hf_home, tmp_path):
+    # --resume compares the fingerprint of the files a name resolves to: new contents are a change
+    from alignkit.train.record import data_fingerprint
+    snap = snapshot(hf_home / "hub", "dataset", "org/pairs")
+    shard = write_parquet(snap / "data" / "train-00000-of-00001.parquet", hh_rows(3))
+    write_parquet(snap / "data" / "test-00000-of-00001.parquet", hh_rows(2, "t"))
+    first, test_split = data_fingerprint("org/pairs"), data_fingerprint("org/pairs:test")
+    assert first.startswith("sha256:") and test_split.startswith("sha256:") and first != test_split
+    assert data_fingerprint("org/pairs") == first
+    write_parquet(shard, hh_rows(4))
+    assert data_fingerprint("org/pairs") != first
+    assert data_fingerprint("org/absent") == ""
+    folder = tmp_path / "local_ds"
+    shutil.copytree(snap, folder)
+    assert data_fingerprint(f"{folder}:test") == test_split  # the same files under another path

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import ConfigError
+from ..errors import AlignkitError, ConfigError
 
 META_KEYS = ("method", "model", "data", "output", "data_fingerprint")  # config.yaml's keys that are no config field
 ACTIONS = ("resume", "resume_allow_changes", "overwrite")  # what to do with --output: neither written nor compared
@@ -103,7 +103,7 @@ def _hash_file(h, f: Path):
 def data_fingerprint(data) -> str:
     """The training data's content hash: `sha256:HEX` of a file's (a folder's files') bytes, or of
     the records' JSON for in-memory data; `datasets:FP` for a `datasets.Dataset` (its own fingerprint);
-    "" when there is none (no data, or a name that is no local path)."""
+    "" when there is none (no data, or a name that resolves to no local file)."""
     if data is None:
         return ""
     h = hashlib.sha256()
@@ -117,8 +117,15 @@ def data_fingerprint(data) -> str:
             for f in files:
                 h.update(f"{f.relative_to(p).as_posix()}\n".encode())
                 _hash_file(h, f)
-        else:
-            return ""
+        else:  # a cached dataset's NAME or a folder's NAME:SPLIT: the files it resolves to
+            from ..data.readers import data_sources
+            try:
+                files = [Path(name) for name, _ in data_sources(str(data))]
+            except AlignkitError:
+                return ""
+            for f in files:
+                h.update(f"{f.name}\n".encode())
+                _hash_file(h, f)
         return "sha256:" + h.hexdigest()
     fp = getattr(data, "_fingerprint", None)
     if isinstance(fp, str) and fp:
