@@ -10,7 +10,7 @@ from pathlib import Path
 
 
 def fmt(r: dict) -> str:
-    lo, hi = r["ci95"]
+    lo, hi = (max(0.0, v) for v in r["ci95"])  # Wilson's lower end can print as -0.00
     return f"{r['rate']:.2f} [{lo:.2f}, {hi:.2f}]"
 
 
