@@ -30,36 +30,40 @@ def judge_table(res: dict) -> list:
     return rows
 
 
-def policy_table(runs: Path) -> list:
-    boards = [json.loads(p.read_text()) for p in sorted(runs.glob("board*/leaderboard.json"))]
-    prefs = {p.stem[len("eval_"):]: p for p in runs.glob("eval_*.log")}
-    rows = ["| model | held-out pref. acc. | XSTest unsafe refused | XSTest safe refused | XSTest mean | "
-            "TruthfulQA MC1 | MC2 | train steps x batch | train wall s |",
-            "|---|---|---|---|---|---|---|---|---|"]
+def policy_table(runs: Path, board_glob: str = "board*") -> list:
+    """One row per model of every leaderboard under `runs` matching board_glob (a model in several: the last)."""
+    metrics = {}
+    for p in sorted(runs.glob(f"{board_glob}/leaderboard.json")):
+        for label, tasks in json.loads(p.read_text())["table"].items():
+            for task in tasks.values():
+                for k, v in (task.get("metrics") or {}).items():
+                    metrics.setdefault(label, {})[k] = v["mean"] if isinstance(v, dict) else v
     times = {}
     tsv = runs / "times.tsv"
     if tsv.exists():
         for line in tsv.read_text().splitlines():
             name, secs, _ = line.split("\t")
             times[name] = secs
-    for board in boards:
-        for cell in board.get("rows", board.get("models", [])):
-            label = cell.get("label") or cell.get("model")
-            m = cell.get("metrics", cell)
-            key = label.replace("-", "_")
-            acc = "0.50 (by construction)" if label == "base" else "-"
-            if key in prefs:
-                text = prefs[key].read_text()
-                j = json.loads(text[text.index("{"):])
-                acc = f"{j['accuracy']:.2f} (n={j['pairs']})"
-            summ = runs / key / "summary.json"
-            steps = json.loads(summ.read_text())["steps"] if summ.exists() else "-"
+    rows = ["| model | held-out pref. acc. / AUC | XSTest unsafe refused | XSTest safe refused | XSTest mean | "
+            "TruthfulQA MC1 | MC2 | steps x batch | train s |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for label, m in metrics.items():
+        key = label.replace("-", "_")
+        acc = "0.50 (policy = reference)" if label == "base" else "-"
+        log = runs / f"eval_{key}.log"
+        if log.exists():
+            text = log.read_text()
+            j = json.loads(text[text.index("{"):])
+            acc = (f"acc {j['accuracy']:.2f} (n={j['pairs']})" if "accuracy" in j
+                   else f"AUC {j['auc']:.2f} (n={j['responses']})")
+        summ = runs / key / "summary.json"
+        steps = f"{json.loads(summ.read_text())['steps']} x 4" if summ.exists() else "-"
 
-            def g(k):
-                v = m.get(k)
-                return "-" if v is None else f"{v:.2f}"
-            rows.append(f"| {label} | {acc} | {g('refusal_unsafe')} | {g('over_refusal')} | {g('xstest')} | "
-                        f"{g('mc1')} | {g('mc2')} | {steps}{' x 4' if steps != '-' else ''} | {times.get(key, '-')} |")
+        def g(k):
+            v = m.get(k)
+            return "-" if v is None else f"{v:.2f}"
+        rows.append(f"| {label} | {acc} | {g('refusal_unsafe')} | {g('over_refusal')} | {g('xstest')} | "
+                    f"{g('mc1')} | {g('mc2')} | {steps} | {times.get(key, '-')} |")
     return rows
 
 
@@ -68,10 +72,12 @@ def main():
     ap.add_argument("--runs", required=True)
     args = ap.parse_args()
     runs = Path(args.runs)
-    jr = runs / "judge" / "results.json"
-    if jr.exists():
-        print("\n".join(judge_table(json.loads(jr.read_text()))), "\n")
-    print("\n".join(policy_table(runs)))
+    for jr in sorted(runs.glob("judge*/results.json")):
+        print(f"{jr.parent.name}:", "\n".join(judge_table(json.loads(jr.read_text()))), "", sep="\n")
+    print("small subsets (XSTest 20, TruthfulQA 20):", "\n".join(policy_table(runs, "board")),
+          "\n".join(policy_table(runs, "board_kto*")), "", sep="\n")
+    if (runs / "board100").exists():
+        print("XSTest 100, TruthfulQA 100:", "\n".join(policy_table(runs, "board100")), sep="\n")
 
 
 if __name__ == "__main__":
