@@ -98,6 +98,29 @@ def test_same_tokens_as_generate_for_a_fixed_seed(kind, k, form, monkeypatch):
     assert stopped and ran
 
 
+def test_fused_weights_are_cast_once_under_autocast_with_the_same_tokens(monkeypatch):
+    """bf16 autocast: the fused q|k|v and gate|up copies are made in bf16 once per call (not cast again
+    at every decode step), and the tokens are those of fp32 copies that autocast casts itself."""
+    import alignkit.models.decode as decode
+    model = _model("llama")
+    ids = [p for p in PROMPTS for _ in range(2)]
+    cfg = SamplingConfig(max_new_tokens=16, temperature=1.0, batch_size=len(ids))
+
+    def sample():
+        gen = HFGenerator(model, _Tok())
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = gen.generate(ids, cfg, seed=5)
+        return out, Decoder.for_model(model) is not None
+
+    seen = []
+    fuse = decode.Decoder._fuse
+    monkeypatch.setattr(decode.Decoder, "_fuse", lambda self: (fuse(self), seen.append(self.fused[0][0][0].dtype)))
+    got, fast = sample()
+    monkeypatch.setattr(decode, "_autocast_dtype", lambda device: None)  # the copies left in fp32
+    want, _ = sample()
+    assert fast and seen == [torch.bfloat16, torch.float32] and got == want
+
+
 def test_unequal_groups_and_chunks_still_match(tiny_model_dir):
     from alignkit.models.loading import load_causal_lm, load_tokenizer
     model, tok = load_causal_lm(str(tiny_model_dir)), load_tokenizer(str(tiny_model_dir))

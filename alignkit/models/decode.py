@@ -72,6 +72,11 @@ def _rope(x, cos, sin):
     return x * cos + _rotate_half(x) * sin
 
 
+def _autocast_dtype(device: torch.device):
+    """The dtype of an autocast region active on this device's type, else None."""
+    return torch.get_autocast_dtype(device.type) if torch.is_autocast_enabled(device.type) else None
+
+
 def _unwrap(model):
     m = getattr(model, "module", model)  # DDP / accelerate wrappers
     if hasattr(m, "get_base_model"):  # peft: the transformers model with the adapters injected
@@ -99,8 +104,11 @@ class Decoder:
         """Concatenate each layer's q, k, v projections and its MLP's gate and up projections into one
         matmul each (fewer, larger operations: what a small model's decode step is made of), where
         they are plain Linear layers (not under LoRA). Rebuilt at every sample() call: the weights
-        move between calls."""
+        move between calls. Under autocast they are made in its dtype here, once: autocast keeps its
+        cast of a weight only for leaves that require grad, so these copies would be cast again at
+        every decode step (the values are the ones its own cast gives, so the tokens are the same)."""
         lin = torch.nn.Linear
+        dt = _autocast_dtype(next(self.lm.parameters()).device)
 
         def cat(mods):
             if not all(type(m) is lin for m in mods):
@@ -108,7 +116,10 @@ class Decoder:
             bias = None
             if any(m.bias is not None for m in mods):
                 bias = torch.cat([m.bias if m.bias is not None else m.weight.new_zeros(m.out_features) for m in mods])
-            return torch.cat([m.weight for m in mods]), bias, [m.out_features for m in mods]
+            w = torch.cat([m.weight for m in mods])
+            if dt is not None:
+                w, bias = w.to(dt), None if bias is None else bias.to(dt)
+            return w, bias, [m.out_features for m in mods]
 
         for i, layer in enumerate(self.layers):
             a, mlp = layer.self_attn, layer.mlp
