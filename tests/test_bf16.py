@@ -56,6 +56,25 @@ def test_offline_losses_match_fp32_at_bf16_tolerance(name, tiny_model_dir, tmp_p
         assert res[True]["eval_start"]["rewards/accuracy"] == 0.5
 
 
+@pytest.mark.parametrize("grad_accum", [1, 2])
+def test_reference_up_front_gives_log2_at_step_0_under_bf16(grad_accum, tmp_path):
+    # the up-front reference pass runs in the training micro-batches: the policy's first forward has the
+    # same bf16 rounding, so the first step's DPO loss is log 2 (in chunks of 32 sequences it was not).
+    # A model wide enough that a matmul's bf16 rounding depends on the rows packed with it.
+    import math
+    from alignkit.models.tiny import TinyLlamaConfig, make_tiny_model
+    from conftest import synthetic_texts
+    model = make_tiny_model(synthetic_texts(), tmp_path / "model", vocab_size=300,
+                            cfg=TinyLlamaConfig(hidden_size=256, num_layers=2, num_heads=4, intermediate_size=512))
+    spec = get_loss("dpo")
+    data = make_pairs(40)
+    cfg = TrainConfig(max_steps=2, batch_size=3, grad_accum=grad_accum, learning_rate=1e-3, progress=False,
+                      max_length=64, seed=4, bf16=True, ref_upfront=True, eval_at=("none",))
+    out = tmp_path / "upfront"
+    train_offline(spec, spec.config(), cfg, str(model), data, [], str(out), log=lambda *a: None)
+    assert _losses(out)[0] == pytest.approx(math.log(2), abs=1e-6)
+
+
 def test_reward_model_loss_matches_fp32_at_bf16_tolerance(tiny_model_dir, tmp_path):
     from alignkit.api import run_train
     pairs = make_pairs(40)

@@ -166,11 +166,14 @@ def reference_logps(spec: Method, cfg: TrainConfig, run: Run, model, model_path:
             policy_is_reference=lambda: same and engine.step == 0,
             path=path if (cfg.ref_cache == "disk" and acc.is_main_process) else None, key=key,
             autocast=run.autocast), None
-    from .steps import visited_indices
-    visited = visited_indices(len(train_ex), cfg, total, acc.num_processes) if total else None
+    from .steps import visited_batches
     evaluates = bool(cfg.eval_every) or bool({"start", "end"} & set(cfg.eval_at))
     ref_cache = ref_cache or {}  # a cache on disk may hold another run's examples (lazy, or fewer steps)
-    todo = [ex for i, ex in enumerate(train_ex) if (visited is None or i in visited) and ex.idx not in ref_cache]
+    # in the training micro-batches' composition: the same float rounding as the policy's forward, so
+    # at step 0 (policy == reference) the margins are exactly 0 under bf16 too
+    groups = visited_batches(len(train_ex), cfg, total, acc.num_processes) if total else [range(len(train_ex))]
+    todo_batches = [b for b in ([train_ex[i] for i in g if train_ex[i].idx not in ref_cache] for g in groups) if b]
+    todo = [ex for b in todo_batches for ex in b]
     todo_eval = [ex for ex in eval_ex if ex.idx not in ref_cache] if evaluates else []
     if todo or todo_eval:
         # no --ref and no resume: the policy before its first step is the reference itself
@@ -181,7 +184,9 @@ def reference_logps(spec: Method, cfg: TrainConfig, run: Run, model, model_path:
         bar = Progress(sum(len(e.seqs) for e in todo + todo_eval), desc="reference log-probs", unit="sequence",
                        enabled=cfg.progress and acc.is_main_process, leave=False)
         with run.autocast():  # --bf16: the reference under the policy's own autocast
-            ref_cache.update(refcache.compute_ref_logps(ref_model, todo, tok.pad_token_id, progress=bar))
+            for b in todo_batches:
+                seqs = sum(len(e.seqs) for e in b) if total else 32
+                ref_cache.update(refcache.compute_ref_logps(ref_model, b, tok.pad_token_id, seqs, bar))
             if todo_eval:  # in evaluate()'s batches: the same float rounding as the policy's pass, so at
                 # step 0 (policy == reference) every held-out margin is exactly 0, accuracy exactly 0.5
                 ref_cache.update(refcache.compute_ref_logps(ref_model, todo_eval, tok.pad_token_id,

@@ -31,16 +31,26 @@ def micro_batch_indices(m: int, n: int, bs: int, world: int, rank: int, seed: in
     return [perm[(start + j) % n] for j in range(bs)]
 
 
-def visited_indices(n: int, cfg, total: int, world: int) -> set:
-    """The example indices that optimizer steps 1..total visit (every process's micro-batches): what a
-    run needs reference log-probs for."""
+def visited_batches(n: int, cfg, total: int, world: int) -> list:
+    """The micro-batches (every process's, in order) that optimizer steps 1..total run, each as its
+    example indices not visited before: what a run needs reference log-probs for, grouped as training
+    groups them (so a reference pass up front has the training forward's float rounding under bf16)."""
     seen: set = set()
+    batches = []
     for m in range(total * cfg.grad_accum):
         for rank in range(world):
-            seen.update(micro_batch_indices(m, n, cfg.batch_size, world, rank, cfg.seed))
+            new = [i for i in micro_batch_indices(m, n, cfg.batch_size, world, rank, cfg.seed) if i not in seen]
+            seen.update(new)
+            if new:
+                batches.append(new)
         if len(seen) == n:
             break
-    return seen
+    return batches
+
+
+def visited_indices(n: int, cfg, total: int, world: int) -> set:
+    """The example indices that optimizer steps 1..total visit."""
+    return {i for b in visited_batches(n, cfg, total, world) for i in b}
 
 
 def total_steps(cfg, n_examples: int, world: int) -> int:
