@@ -31,7 +31,8 @@ def _sub(p: argparse.ArgumentParser, word: str):
 
 def _command_lines(text: str) -> list:
     blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.S)
-    return [line.split("#")[0].strip() for b in blocks for line in b.splitlines() if line.startswith("alignkit ")]
+    lines = [line.split("#")[0].rstrip() for b in blocks for line in re.sub(r"\\\n", " ", b).splitlines()]
+    return [line.strip() for line in lines if line.startswith("alignkit ")]  # continued lines joined
 
 
 def test_each_readme_command_line_uses_its_own_options():
@@ -65,11 +66,13 @@ def unknown_flags(text: str) -> list:
     known = _options(build_parser()[0]) - {"--threads"}  # the leaderboard's deprecated alias of --num-threads
     for m in METHODS:
         known |= _options(train_parser(m))
-    bench = set()
-    for script in (ROOT / "benchmarks").glob("*.py"):
-        bench |= set(re.findall(r"add_argument\(\s*\"(--[a-z0-9_-]+)\"", script.read_text()))
+    scripts = {}  # a script's own flags count where the text just before it names those scripts
+    for where, folder in (("bench", "benchmarks"), ("scripts/", "docs/results/scripts")):
+        scripts[where] = {f for script in (ROOT / folder).glob("*.py")
+                          for f in re.findall(r"add_argument\(\s*\"(--[a-z0-9_-]+)\"", script.read_text())}
     return sorted({m.group(0) for m in FLAG.finditer(text) if m.group(0) not in known
-                   and not (m.group(0) in bench and "bench" in text[max(0, m.start() - 80): m.start()])})
+                   and not any(m.group(0) in flags and where in text[max(0, m.start() - 80): m.start()]
+                               for where, flags in scripts.items())})
 
 
 def test_every_flag_in_the_readme_exists():
