@@ -293,3 +293,18 @@ def test_an_iterative_runs_records(work, capsys):
     assert main(["train", "--config", "it/round-2/config.yaml", "--output", "again", *QUIET]) == 0
     a, b = (load_file(str(work / d / "model.safetensors")) for d in ("it/round-2", "again"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_max_eval_examples_shortens_evaluation_not_training():
+    # a large held-out split can take longer than a short run on a real model: --max-eval-examples N
+    # evaluates on its first N examples; the split (what is trained on) stays the same
+    from alignkit.train.config import TrainConfig
+    from alignkit.train.run import load_split
+    from conftest import make_pairs
+    data = make_pairs(40)
+    train, held_out = load_split(data, TrainConfig(eval_fraction=0.25), "pairwise", log=lambda *a: None)
+    train5, held_out5 = load_split(data, TrainConfig(eval_fraction=0.25, max_eval_examples=5), "pairwise",
+                                   log=lambda *a: None)
+    assert len(held_out) == 10 and held_out5 == held_out[:5] and train5 == train
+    assert len(load_split(data, TrainConfig(eval_fraction=0.5, max_eval_examples=3), "pairwise",
+                          log=lambda *a: None)[1]) == 3

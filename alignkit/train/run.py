@@ -121,10 +121,12 @@ def load_split(data, cfg: TrainConfig, shape: str, log=print) -> tuple:
     if cfg.max_examples:
         records = records[: cfg.max_examples]
     if cfg.eval_data:
-        return records, read(cfg.eval_data)
-    if cfg.eval_fraction > 0 and len(records) > 1:
-        return split_records(records, cfg.eval_fraction, cfg.seed)
-    return records, []
+        train, held_out = records, read(cfg.eval_data)
+    elif cfg.eval_fraction > 0 and len(records) > 1:
+        train, held_out = split_records(records, cfg.eval_fraction, cfg.seed)
+    else:
+        train, held_out = records, []
+    return train, held_out[: cfg.max_eval_examples] if cfg.max_eval_examples else held_out
 
 
 def _silent(*args, **kwargs):
