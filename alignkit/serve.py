@@ -293,9 +293,10 @@ class Service:
     def _run(self, prompts: list, params: dict, top_k: int, logprobs: bool) -> tuple:
         from .data.tokenize import Encoder
         from .judges.hf import generate_with_logprobs
+        from .models.context import context_length
         enc = Encoder.untruncated(self.tok)
         ids = [enc.prompt_ids(p) for p in prompts]
-        context = getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
+        context = context_length(getattr(self.model, "config", None))
         for i, p in enumerate(ids):
             if context and len(p) + params["max_tokens"] > context:
                 raise BadRequest(400, f"prompt {i}: {len(p)} tokens plus max_tokens {params['max_tokens']} is "

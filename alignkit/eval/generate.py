@@ -164,8 +164,8 @@ def _as_model_prompt(prompt, tok, as_chat: str):
 
 
 def context_length(model) -> int | None:
-    cfg = getattr(getattr(model, "module", model), "config", None)
-    return getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None)
+    from ..models.context import context_length as positions
+    return positions(getattr(getattr(model, "module", model), "config", None))
 
 
 def sample_completions(model, tok, prompts: list, cfg: GenerateSettings, seed: int, sources: list | None = None,

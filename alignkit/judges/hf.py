@@ -104,6 +104,7 @@ class HFBackend(Backend):
     def __init__(self, path: str, dtype: str = "fp32", device: str = "auto", batch_size: int = 8,
                  chat: str = "auto", trust_remote_code: bool = False):
         super().__init__()
+        from ..models.context import context_length
         from ..models.loading import DTYPES, load_causal_lm, load_tokenizer
         if not path:
             raise ConfigError("hf: needs a model folder: hf:DIR")
@@ -121,7 +122,7 @@ class HFBackend(Backend):
         self.model.config.use_cache = True
         self.batch_size = batch_size
         self.chat = bool(getattr(self.tok, "chat_template", None)) if chat == "auto" else chat
-        self.context = getattr(self.model.config, "max_position_embeddings", None)
+        self.context = context_length(self.model.config)
         self.lock = threading.Lock()  # one forward at a time: judges may be called from threads
 
     def _ids(self, query, extra: int = 0) -> list:
