@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import random
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -306,30 +305,6 @@ def _http_backends(judge) -> list:
     return [j.backend for j in parts if isinstance(getattr(j, "backend", None), HTTPBackend)]
 
 
-class Progress:
-    """'label: 40/100 items (40%), 3.2 items/s, ETA 0:00:19': rewritten in place on a terminal, a
-    plain line every 10 s (and at the end) otherwise."""
-
-    def __init__(self, total: int, start: int, log):
-        self.total, self.start, self.log = total, start, log
-        self.t0 = time.monotonic()
-        self.last = None
-        self.tty = sys.stderr.isatty()
-
-    def update(self, done: int):
-        now = time.monotonic()
-        rate = (done - self.start) / max(now - self.t0, 1e-9)
-        eta = int((self.total - done) / rate) if rate > 0 else 0
-        line = (f"label: {done}/{self.total} items ({100 * done / max(self.total, 1):.0f}%), {rate:.2f} items/s, "
-                f"ETA {eta // 3600}:{eta // 60 % 60:02d}:{eta % 60:02d}")
-        if self.tty:
-            sys.stderr.write("\r" + line + ("\n" if done >= self.total else ""))
-            sys.stderr.flush()
-        elif done >= self.total or self.last is None or now - self.last >= 10:
-            self.log(line)
-            self.last = now
-
-
 def _report(cfg: LabelConfig, judge_name: str, chunks: list, total_items: int, start: int, seconds: float) -> dict:
     s = Stats()
     usage = Stats()
@@ -364,6 +339,7 @@ def run_label(cfg: LabelConfig, log=print) -> dict:
     """Label cfg.data with cfg.judge into cfg.output (resuming a cut-short run); returns the report."""
     from ..data.convert import to_trl_dict
     from ..rewards.specs import judge_from_spec  # the llm-pair and llm-score kinds: registered by this package
+    from ..train.progress import Progress  # a bar on a terminal, plain lines through `log` otherwise
     t0 = time.monotonic()
     out, side = Path(cfg.output), side_paths(cfg.output)
     if out.is_dir():
@@ -383,7 +359,7 @@ def run_label(cfg: LabelConfig, log=print) -> dict:
     usage_of = (lambda: judge.usage()) if judge is not None and hasattr(judge, "usage") else (lambda: {})
     if 0 < start < len(items):
         log(f"label: resuming {out} at item {start} of {len(items)}")
-    progress = Progress(len(items), start, log)
+    progress = Progress(len(items), initial=start, desc="label", unit="item", log=log, every_seconds=10)
     for lo in range(start, len(items), cfg.batch_size):
         chunk = items[lo: lo + cfg.batch_size]
         before = usage_of()
@@ -391,7 +367,8 @@ def run_label(cfg: LabelConfig, log=print) -> dict:
         after = usage_of()
         sink.append([{**to_trl_dict(r), **x} for r, x in zip(records, extras)], lo + len(chunk), stats,
                     {k: after[k] - before.get(k, 0) for k in after if isinstance(after[k], (int, float))})
-        progress.update(lo + len(chunk))
+        progress.update(len(chunk))
+    progress.close()
     report = _report(cfg, getattr(judge, "name", cfg.judge), chunks, len(items), start, time.monotonic() - t0)
     side["report"].write_text(json.dumps(report, indent=1) + "\n")
     agree, consistency = report["agreement"], report["position_consistency"]

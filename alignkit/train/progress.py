@@ -35,8 +35,9 @@ def is_terminal(stream) -> bool:
 class Progress:
     def __init__(self, total: int, initial: int = 0, desc: str = "", enabled: bool = True, unit: str = "it",
                  stream=None, leave: bool = True, every_seconds: float = EVERY_SECONDS,
-                 every_fraction: float = EVERY_FRACTION, terminal: bool | None = None):
+                 every_fraction: float = EVERY_FRACTION, terminal: bool | None = None, log=None):
         self.stream = stream if stream is not None else sys.stderr
+        self.log = log  # where plain lines go instead of the stream (e.g. a command's own log)
         self.total, self.n, self.desc, self.unit = total, initial, desc, unit
         self.enabled = enabled
         self.terminal = is_terminal(self.stream) if terminal is None else terminal
@@ -86,15 +87,20 @@ class Progress:
         due = (self._last_t is None or self.n >= self.total or now - self._last_t >= self.every_seconds
                or self.n // step > self._last_n // step)
         if due and self.n != self._last_n:
-            self.stream.write(self.line() + "\n")
-            self.stream.flush()
+            self._write(self.line())
             self._last_t, self._last_n = now, self.n
+
+    def _write(self, line: str) -> None:
+        if self.log is not None:
+            self.log(line)
+        else:
+            self.stream.write(line + "\n")
+            self.stream.flush()
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
         elif self.enabled and self._last_n is not None and self._last_n != self.n:
-            self.stream.write(self.line() + "\n")  # where it stopped (an interrupted run)
-            self.stream.flush()
+            self._write(self.line())  # where it stopped (an interrupted run)
             self._last_n = self.n
